@@ -1,0 +1,33 @@
+# The project's commands. `make run` and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint format bench clean
+
+setup: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+run: setup
+	$(PY) -m devhost start
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+
+format: setup
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf $(VENV) node_modules .devhost .pytest_cache .ruff_cache

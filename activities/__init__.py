@@ -1,0 +1,1 @@
+"""Activity functions of the custom-status sample, one module per activity."""

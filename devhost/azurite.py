@@ -1,0 +1,143 @@
+"""Find or start Azurite for ``UseDevelopmentStorage=true``, wait until it answers, stop it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devhost.errors import AzuriteError
+
+log = logging.getLogger("devhost.azurite")
+
+ACCOUNT = "devstoreaccount1"
+# The well-known development storage key (public; the same in every Azurite and emulator install).
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+DEFAULT_PORTS = (10000, 10001, 10002)  # blob, queue, table
+
+
+def connection_string(blob_port: int, queue_port: int, table_port: int, host: str = "127.0.0.1") -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"BlobEndpoint=http://{host}:{blob_port}/{ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{queue_port}/{ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table_port}/{ACCOUNT};"
+    )
+
+
+def is_listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_azurite(search_from: Path) -> Path:
+    """The ``azurite`` launcher in the nearest ``node_modules/.bin`` above ``search_from``, or on PATH."""
+    for folder in [search_from, *search_from.parents]:
+        candidate = folder / "node_modules" / ".bin" / "azurite"
+        if candidate.exists():
+            return candidate
+    on_path = shutil.which("azurite")
+    if on_path:
+        return Path(on_path)
+    raise AzuriteError(
+        "Azurite is not installed: run `npm ci` in the project root (package.json pins it), "
+        "or start Azurite yourself and devhost will use it"
+    )
+
+
+@dataclass
+class AzuriteProcess:
+    """A running Azurite that this process started (and will stop)."""
+
+    process: subprocess.Popen[bytes]
+    ports: tuple[int, int, int]
+    location: Path
+    log_path: Path
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(*self.ports)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+
+
+def start_azurite(
+    *,
+    location: Path,
+    ports: tuple[int, int, int] = DEFAULT_PORTS,
+    search_from: Path | None = None,
+    timeout: float = 30.0,
+) -> AzuriteProcess:
+    """Start Azurite with on-disk persistence in ``location`` and wait until all three services answer.
+
+    Disk mode on purpose: in-memory Azurite freezes for seconds while it cleans up deleted queue
+    messages, which stalls every queue and table call behind it.
+    """
+    binary = find_azurite(search_from or Path.cwd())
+    location.mkdir(parents=True, exist_ok=True)
+    log_path = location / "azurite.log"
+    blob, queue, table = ports
+    args = [
+        str(binary),
+        "--silent",
+        "--skipApiVersionCheck",  # the Python storage SDKs send newer API versions than Azurite knows
+        "--disableTelemetry",
+        "--location", str(location),
+        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
+        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
+        "--tableHost", "127.0.0.1", "--tablePort", str(table),
+    ]
+    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    process = subprocess.Popen(
+        args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in a terminal reaches devhost, which then stops Azurite itself
+    )
+    log_file.close()
+    started = AzuriteProcess(process, ports, location, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise AzuriteError(f"Azurite exited with code {process.returncode} while starting:\n{tail}")
+        if all(is_listening(p) for p in ports):
+            log.info("Azurite started (blob %s, queue %s, table %s) in %s", blob, queue, table, location)
+            return started
+        time.sleep(0.05)
+    started.stop()
+    raise AzuriteError(f"Azurite did not answer on ports {ports} within {timeout:.0f} s")
+
+
+def start_temporary_azurite(search_from: Path | None = None) -> AzuriteProcess:
+    """Azurite on free ports with a fresh temporary location, for tests and benchmarks."""
+    location = Path(tempfile.mkdtemp(prefix="azurite-"))
+    ports = (free_port(), free_port(), free_port())
+    return start_azurite(location=location, ports=ports, search_from=search_from)
+
+
+def ensure_development_storage(app_dir: Path) -> AzuriteProcess | None:
+    """For ``UseDevelopmentStorage=true``: start Azurite unless something already listens on 10000."""
+    if is_listening(DEFAULT_PORTS[0]):
+        log.info("Using the storage emulator already listening on port %s", DEFAULT_PORTS[0])
+        return None
+    location = Path(os.environ.get("DEVHOST_AZURITE_LOCATION", app_dir / ".devhost" / "azurite"))
+    return start_azurite(location=location, search_from=app_dir)

@@ -1,0 +1,247 @@
+"""One typed configuration for devhost, read the way Core Tools reads it.
+
+Sources, later ones winning: host.json, then ``AzureFunctionsJobHost__`` environment overrides of
+host.json; local.settings.json ``Values`` become environment variables unless already set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devhost.errors import ConfigError
+
+HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+DEFAULT_HUB_NAME = "TestHubName"  # what the extension uses locally when hubName is not set
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+_HUB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,49}$")
+
+
+@dataclass(frozen=True)
+class DurableSettings:
+    """The durableTask section of host.json, with the Azure Storage provider's defaults."""
+
+    hub_name: str = DEFAULT_HUB_NAME
+    partition_count: int = 4
+    # The provider's default is 5 minutes. devhost renews visibility while it works on a message, so a
+    # shorter timeout only matters after a crash: it is how long a restarted devhost waits for the
+    # messages the dead one had taken. 30 s keeps restarts quick without risking early redelivery.
+    control_queue_visibility_timeout: float = 30.0
+    work_item_visibility_timeout: float = 30.0
+    control_queue_batch_size: int = 32
+    # devhost wakes itself in-process for work it produces; this bounds how long a message written by
+    # another process (or a timer coming due) can wait.
+    max_queue_polling_interval: float = 0.5
+    max_concurrent_activities: int = 20
+    max_concurrent_orchestrations: int = 20
+    store_inputs_in_history: bool = False
+    extended_sessions: bool = True
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything devhost needs to run one app."""
+
+    app_dir: Path
+    port: int = 7071
+    route_prefix: str = "api"
+    storage_connection: str = DEVELOPMENT_STORAGE
+    durable: DurableSettings = field(default_factory=DurableSettings)
+    log_level: str = "Information"
+    script_file: str = "function_app.py"
+    host_json: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_development_storage(self) -> bool:
+        return self.storage_connection.replace(" ", "").lower() == DEVELOPMENT_STORAGE.lower()
+
+
+def parse_timespan(value: Any) -> float:
+    """Seconds from a .NET TimeSpan string (``[d.]hh:mm:ss[.fffffff]``) or a number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    m = re.fullmatch(r"(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?", text)
+    if not m:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"not a TimeSpan: {value!r} (expected hh:mm:ss)") from None
+    sign, days, hours, minutes, seconds, fraction = m.groups()
+    total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    total += float(f"0.{fraction}") if fraction else 0.0
+    return -total if sign else float(total)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name} must hold a JSON object")
+    return data
+
+
+def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str]) -> dict[str, Any]:
+    """Export local.settings.json ``Values`` into ``environ``; a variable already set wins."""
+    settings = _read_json(app_dir / "local.settings.json")
+    if settings.get("IsEncrypted"):
+        raise ConfigError("local.settings.json is encrypted; devhost reads only plain settings")
+    values = settings.get("Values") or {}
+    if not isinstance(values, dict):
+        raise ConfigError("local.settings.json: 'Values' must be an object")
+    for key, value in values.items():
+        if value is None or key in environ:
+            continue
+        environ[key] = str(value)
+    return settings
+
+
+def _get_ci(obj: Mapping[str, Any], key: str) -> Any:
+    """host.json keys are case-insensitive for the host."""
+    for k, v in obj.items():
+        if k.lower() == key.lower():
+            return v
+    return None
+
+
+def _path(obj: Mapping[str, Any], *keys: str) -> Any:
+    cur: Any = obj
+    for key in keys:
+        if not isinstance(cur, Mapping):
+            return None
+        cur = _get_ci(cur, key)
+    return cur
+
+
+def apply_host_overrides(host_json: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``AzureFunctionsJobHost__a__b`` variables onto host.json, as the host does."""
+    merged = json.loads(json.dumps(host_json))
+    for name, value in environ.items():
+        if not name.lower().startswith(HOST_OVERRIDE_PREFIX.lower()):
+            continue
+        keys = [k for k in name[len(HOST_OVERRIDE_PREFIX):].split("__") if k]
+        if not keys:
+            continue
+        cur = merged
+        for key in keys[:-1]:
+            existing = next((k for k in cur if k.lower() == key.lower()), None)
+            if existing is None or not isinstance(cur[existing], dict):
+                cur[existing or key] = {}
+            cur = cur[existing or key]
+        last = next((k for k in cur if k.lower() == keys[-1].lower()), keys[-1])
+        cur[last] = value
+    return merged
+
+
+def _as_int(value: Any, default: int, what: str) -> int:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"host.json: {what} must be an integer, got {value!r}") from None
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() == "true"
+
+
+def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -> DurableSettings:
+    section = _path(host_json, "extensions", "durableTask") or {}
+    provider = _get_ci(section, "storageProvider") or {}
+    hub = _get_ci(section, "hubName")
+    if hub is None:
+        hub = DEFAULT_HUB_NAME
+    hub = str(hub)
+    # Core Tools resolves %AppSetting% references in hubName.
+    m = re.fullmatch(r"%([^%]+)%", hub)
+    if m:
+        hub = environ.get(m.group(1), "")
+    if not _HUB_NAME_RE.match(hub):
+        raise ConfigError(
+            f"task hub name {hub!r} is invalid: it must start with a letter, hold only letters and digits, "
+            "and be 3 to 50 characters long"
+        )
+    defaults = DurableSettings()
+
+    def seconds(key: str, default: float) -> float:
+        value = _get_ci(provider, key)
+        return default if value is None else parse_timespan(value)
+
+    partitions = _as_int(_get_ci(provider, "partitionCount"), defaults.partition_count, "partitionCount")
+    if not 1 <= partitions <= 16:
+        raise ConfigError(f"host.json: partitionCount must be between 1 and 16, got {partitions}")
+    return DurableSettings(
+        hub_name=hub,
+        partition_count=partitions,
+        control_queue_visibility_timeout=seconds(
+            "controlQueueVisibilityTimeout", defaults.control_queue_visibility_timeout
+        ),
+        work_item_visibility_timeout=seconds(
+            "workItemQueueVisibilityTimeout", defaults.work_item_visibility_timeout
+        ),
+        control_queue_batch_size=min(
+            32, _as_int(_get_ci(provider, "controlQueueBatchSize"), 32, "controlQueueBatchSize")
+        ),
+        max_queue_polling_interval=min(
+            seconds("maxQueuePollingInterval", defaults.max_queue_polling_interval),
+            defaults.max_queue_polling_interval,
+        ),
+        max_concurrent_activities=_as_int(
+            _get_ci(section, "maxConcurrentActivityFunctions"),
+            defaults.max_concurrent_activities,
+            "maxConcurrentActivityFunctions",
+        ),
+        max_concurrent_orchestrations=_as_int(
+            _get_ci(section, "maxConcurrentOrchestratorFunctions"),
+            defaults.max_concurrent_orchestrations,
+            "maxConcurrentOrchestratorFunctions",
+        ),
+        store_inputs_in_history=_as_bool(_get_ci(section, "storeInputsInOrchestrationHistory"), False),
+        extended_sessions=_as_bool(_get_ci(section, "extendedSessionsEnabled"), True),
+    )
+
+
+def load_config(
+    app_dir: Path | str = ".",
+    *,
+    port: int | None = None,
+    environ: MutableMapping[str, str] | None = None,
+) -> HostConfig:
+    """Read host.json and local.settings.json from ``app_dir``, exporting settings into ``environ``."""
+    env = os.environ if environ is None else environ
+    root = Path(app_dir).resolve()
+    if not (root / "host.json").is_file():
+        raise ConfigError(f"no host.json in {root}: run devhost from the app's root or pass --app-dir")
+    local = apply_local_settings(root, env)
+    host_json = apply_host_overrides(_read_json(root / "host.json"), env)
+    version = _get_ci(host_json, "version")
+    if version != "2.0":
+        raise ConfigError(f'host.json: "version" must be "2.0", got {version!r}')
+    prefix = _path(host_json, "extensions", "http", "routePrefix")
+    local_port = _get_ci(local.get("Host") or {}, "LocalHttpPort")
+    chosen_port = port if port is not None else _as_int(local_port, 7071, "LocalHttpPort")
+    log_level = _path(host_json, "logging", "logLevel", "default") or "Information"
+    return HostConfig(
+        app_dir=root,
+        port=chosen_port,
+        route_prefix="api" if prefix is None else str(prefix).strip("/"),
+        storage_connection=env.get("AzureWebJobsStorage", DEVELOPMENT_STORAGE) or DEVELOPMENT_STORAGE,
+        durable=durable_settings(host_json, env),
+        log_level=str(log_level),
+        script_file=env.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py"),
+        host_json=host_json,
+    )

@@ -1,0 +1,82 @@
+"""Client operations on a task hub, as the extension's DurableClient performs them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from devhost.durable.history import ACTIVE_STATUSES, Event, EventType, execution_started, new_event, utcnow
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
+from devhost.errors import DevhostError
+
+
+class InstanceExists(DevhostError):
+    """An active instance already uses the id (the extension's OrchestrationAlreadyExistsException)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"An Orchestration instance with the status {status} already exists.")
+        self.status = status
+
+
+class DurableClient:
+    """Start, signal and read instances; ``notify`` wakes the engine for messages written here."""
+
+    def __init__(self, hub: TaskHub, notify: Callable[[Sequence[OutboundMessage]], None] = lambda _: None) -> None:
+        self.hub = hub
+        self.notify = notify
+
+    async def start(self, name: str, instance_id: str | None, input_text: str | None, *,
+                    scheduled_start: datetime | None = None, allow_override_active: bool = False) -> str:
+        """Send ExecutionStarted, then write the Pending row (the provider's order); return the id."""
+        instance_id = instance_id or uuid.uuid4().hex
+        existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
+        if existing is not None and existing.runtime_status in ACTIVE_STATUSES and not allow_override_active:
+            raise InstanceExists(existing.runtime_status)
+        execution_id = uuid.uuid4().hex
+        now = utcnow()
+        generation = existing.generation + 1 if existing is not None else 0
+        event = execution_started(instance_id, execution_id, name, input_text, generation=generation,
+                                  scheduled_start=scheduled_start, timestamp=now)
+        message = OutboundMessage(event=event, instance_id=instance_id, execution_id=execution_id,
+                                  visible_at=scheduled_start, sender={"InstanceId": "", "ExecutionId": ""})
+        await self.hub.send([message])
+        row = InstanceRow(
+            instance_id=instance_id, name=name, execution_id=execution_id, runtime_status="Pending",
+            input=input_text, custom_status="null", created_time=now, last_updated_time=now,
+            scheduled_start_time=scheduled_start, generation=generation, version="",
+        )
+        await self.hub.write_instance(row, replace=True)
+        # Wake the engine only once the row is there, so it never mistakes this start for a stale one.
+        self.notify([message])
+        return instance_id
+
+    async def _send(self, row: InstanceRow, event: Event) -> None:
+        message = OutboundMessage(event=event, instance_id=row.instance_id, execution_id=row.execution_id or None,
+                                  sender={"InstanceId": "", "ExecutionId": ""})
+        await self.hub.send([message])
+        self.notify([message])
+
+    async def raise_event(self, row: InstanceRow, name: str, data_text: str | None) -> None:
+        await self._send(row, new_event(EventType.EventRaised, Name=name, Input=data_text))
+
+    async def terminate(self, row: InstanceRow, reason: str | None) -> None:
+        await self._send(row, new_event(EventType.ExecutionTerminated, Input=reason))
+
+    async def suspend(self, row: InstanceRow, reason: str | None) -> None:
+        await self._send(row, new_event(EventType.ExecutionSuspended, Reason=reason))
+
+    async def resume(self, row: InstanceRow, reason: str | None) -> None:
+        await self._send(row, new_event(EventType.ExecutionResumed, Reason=reason))
+
+    async def get(self, instance_id: str, *, fetch_input: bool = True) -> InstanceRow | None:
+        return await self.hub.get_instance(instance_id, fetch_input=fetch_input)
+
+    async def history(self, instance_id: str) -> list[Event]:
+        return (await self.hub.load_history(instance_id)).events
+
+    async def query(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
+        return await self.hub.query_instances(query)
+
+    async def purge(self, instance_id: str) -> bool:
+        return await self.hub.purge_instance(instance_id)

@@ -1,0 +1,315 @@
+"""The durable engine: takes messages from the task hub's queues and runs episodes and activities.
+
+Queues stay the source of truth. Speed comes from waking the right poller in-process the moment
+devhost itself writes a message (or when a timer it wrote comes due), so a step never waits for a
+polling interval; the interval only bounds how late a message written by another process is seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from devhost.config import DurableSettings
+from devhost.durable.history import Event, EventType, new_event, utcnow
+from devhost.durable.orchestration import EpisodeRunner
+from devhost.durable.replay import FunctionCatalog, compact_json
+from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
+from devhost.errors import CheckpointConflict, FunctionInvocationError
+
+log = logging.getLogger("devhost.durable")
+
+MAX_BUFFERED_MESSAGES = 2000  # receive no more while this many wait for their instance's episode
+
+
+class DurableWorker(Protocol):
+    orchestrators: dict
+    activities: dict
+
+    async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
+    async def invoke_activity(self, name: str, input_json: str | None) -> str | None: ...
+
+
+@dataclass
+class Session:
+    """Messages of one instance waiting for (or in) its episode; one episode per instance at a time."""
+
+    pending: list[ReceivedMessage] = field(default_factory=list)
+    running: bool = False
+
+
+def _compact_result(text: str | None) -> str | None:
+    """The extension re-serializes activity results compactly before storing them."""
+    if text is None:
+        return None
+    try:
+        return compact_json(json.loads(text))
+    except (json.JSONDecodeError, TypeError):
+        return text
+
+
+def _exception_details(message: str, details: str) -> str:
+    return compact_json({"ClassName": "System.Exception", "Message": message, "StackTraceString": details})
+
+
+class Engine:
+    def __init__(self, hub: TaskHub, worker: DurableWorker, settings: DurableSettings) -> None:
+        self.hub = hub
+        self.worker = worker
+        self.settings = settings
+        self.runner = EpisodeRunner(
+            hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
+            keep_history=settings.extended_sessions, on_sent=self.notify_sent,
+        )
+        self.sessions: dict[str, Session] = {}
+        self.buffered = 0
+        self.drained = asyncio.Event()
+        self.wake: dict[str, asyncio.Event] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.activity_slots = asyncio.Semaphore(settings.max_concurrent_activities)
+        self.orchestration_slots = asyncio.Semaphore(settings.max_concurrent_orchestrations)
+        self.instance_listeners: dict[str, list[Callable[[], None]]] = {}
+        self.stopping = False
+
+    def catalog(self) -> FunctionCatalog:
+        return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys())
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        queues = [*self.hub.control_queue_names, self.hub.work_item_queue_name]
+        self.wake = {q: asyncio.Event() for q in queues}
+        for queue in self.hub.control_queue_names:
+            self.tasks.append(asyncio.create_task(self._poll_control(queue), name=f"poll {queue}"))
+        self.tasks.append(asyncio.create_task(self._poll_work_items(), name="poll work items"))
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop receiving, give running work ``grace`` seconds, then cancel it (its messages come back)."""
+        self.stopping = True
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.inflight:
+            _, pending = await asyncio.wait(self.inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    # -- wake-ups --------------------------------------------------------------------------------
+    def notify_sent(self, messages: Sequence[OutboundMessage]) -> None:
+        """Wake the poller of each queue that just got a message (now, or when it becomes visible)."""
+        loop = asyncio.get_running_loop()
+        now = utcnow()
+        for message in messages:
+            queue = (self.hub.work_item_queue_name if message.to_work_items
+                     else self.hub.control_queue_name(message.instance_id))
+            event = self.wake.get(queue)
+            if event is None:
+                continue
+            if message.visible_at is not None and message.visible_at > now:
+                delay = (message.visible_at - now).total_seconds()
+                loop.call_later(delay + 0.005, event.set)
+            else:
+                event.set()
+
+    def on_instance_change(self, instance_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` after every checkpoint of ``instance_id``; returns the unsubscribe function."""
+        self.instance_listeners.setdefault(instance_id, []).append(callback)
+
+        def remove() -> None:
+            listeners = self.instance_listeners.get(instance_id, [])
+            if callback in listeners:
+                listeners.remove(callback)
+            if not listeners:
+                self.instance_listeners.pop(instance_id, None)
+
+        return remove
+
+    def _changed(self, instance_id: str) -> None:
+        for callback in list(self.instance_listeners.get(instance_id, [])):
+            callback()
+
+    async def _wait_for_wake(self, queue: str) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake[queue].wait(), self.settings.max_queue_polling_interval)
+
+    # -- orchestrations ------------------------------------------------------------------------------
+    async def _poll_control(self, queue: str) -> None:
+        wake = self.wake[queue]
+        while not self.stopping:
+            if self.buffered >= MAX_BUFFERED_MESSAGES:
+                self.drained.clear()
+                await self.drained.wait()
+                continue
+            wake.clear()
+            try:
+                messages = await self.hub.receive(queue, self.settings.control_queue_batch_size,
+                                                  self.settings.control_queue_visibility_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Receiving from %s failed; retrying", queue)
+                await asyncio.sleep(1.0)
+                continue
+            if not messages:
+                await self._wait_for_wake(queue)
+                continue
+            for message in messages:
+                self._enqueue(message)
+
+    def _enqueue(self, message: ReceivedMessage) -> None:
+        session = self.sessions.setdefault(message.instance_id, Session())
+        # A message seen again (its visibility ran out while it waited) replaces the older copy.
+        session.pending = [m for m in session.pending if m.message_id != message.message_id]
+        session.pending.append(message)
+        self.buffered += 1
+        if not session.running:
+            session.running = True
+            self._spawn(self._run_session(message.instance_id, session))
+
+    async def _run_session(self, instance_id: str, session: Session) -> None:
+        try:
+            while session.pending and not self.stopping:
+                batch, session.pending = session.pending, []
+                async with self.orchestration_slots:
+                    await self._episode(instance_id, batch)
+                self.buffered -= len(batch)
+                if self.buffered < MAX_BUFFERED_MESSAGES // 2:
+                    self.drained.set()
+                self._changed(instance_id)
+        finally:
+            session.running = False
+            if self.sessions.get(instance_id) is session and not session.pending:
+                del self.sessions[instance_id]
+
+    async def _episode(self, instance_id: str, batch: list[ReceivedMessage]) -> None:
+        started = time.perf_counter()
+        try:
+            consumed, deferred = await self.runner.run(instance_id, batch)
+        except CheckpointConflict:
+            log.warning("Instance '%s' was checkpointed by someone else; reloading its history", instance_id)
+            self.runner.forget(instance_id)
+            await self._retry_later(batch, 0.0)
+            return
+        except asyncio.CancelledError:
+            self.runner.forget(instance_id)
+            raise
+        except Exception:
+            log.exception("Episode of instance '%s' failed; its messages will be retried", instance_id)
+            self.runner.forget(instance_id)
+            delay = min(2.0 ** max(m.dequeue_count for m in batch), 60.0)
+            await self._retry_later(batch, delay)
+            return
+        await asyncio.gather(*(self._delete(m) for m in consumed))
+        if deferred:
+            await self._retry_later(deferred, 1.0)
+        log.debug("Episode of '%s' took %.1f ms", instance_id, (time.perf_counter() - started) * 1000)
+
+    async def _delete(self, message: ReceivedMessage) -> None:
+        try:
+            await self.hub.delete(message)
+        except Exception as exc:  # a message re-received meanwhile has a new receipt: its copy will be handled
+            log.debug("Could not delete message %s: %s", message.message_id, exc)
+
+    async def _retry_later(self, messages: Sequence[ReceivedMessage], delay: float) -> None:
+        async def hide(message: ReceivedMessage) -> None:
+            try:
+                await self.hub.set_visibility(message, delay)
+            except Exception as exc:
+                log.debug("Could not reschedule message %s: %s", message.message_id, exc)
+
+        await asyncio.gather(*(hide(m) for m in messages))
+        for queue in {m.queue for m in messages}:
+            event = self.wake.get(queue)
+            if event is not None:
+                asyncio.get_running_loop().call_later(delay + 0.005, event.set)
+
+    # -- activities ---------------------------------------------------------------------------------
+    async def _poll_work_items(self) -> None:
+        queue = self.hub.work_item_queue_name
+        wake = self.wake[queue]
+        limit = self.settings.max_concurrent_activities
+        while not self.stopping:
+            free = limit - sum(1 for t in self.inflight if t.get_name().startswith("activity"))
+            if free <= 0:
+                await asyncio.sleep(0.005)
+                continue
+            wake.clear()
+            try:
+                messages = await self.hub.receive(queue, min(free, 32), self.settings.work_item_visibility_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Receiving from %s failed; retrying", queue)
+                await asyncio.sleep(1.0)
+                continue
+            if not messages:
+                await self._wait_for_wake(queue)
+                continue
+            for message in messages:
+                task = asyncio.ensure_future(self._run_activity(message))
+                task.set_name(f"activity {message.message_id}")
+                self.inflight.add(task)
+                task.add_done_callback(self.inflight.discard)
+
+    async def _run_activity(self, message: ReceivedMessage) -> None:
+        scheduled = message.event
+        if scheduled["EventType"] != EventType.TaskScheduled:
+            log.warning("Dropping a %s message from the work-item queue", scheduled["EventType"])
+            await self._delete(message)
+            return
+        renew = asyncio.ensure_future(self._keep_hidden(message, self.settings.work_item_visibility_timeout))
+        try:
+            reply = await self._execute_activity(scheduled)
+            outbound = OutboundMessage(
+                event=reply, instance_id=message.instance_id, execution_id=message.execution_id,
+                sender={"InstanceId": message.instance_id, "ExecutionId": message.execution_id or ""},
+            )
+            await self.hub.send([outbound])
+            self.notify_sent([outbound])
+        finally:
+            renew.cancel()
+        await self._delete(message)
+
+    async def _execute_activity(self, scheduled: Event) -> Event:
+        name = scheduled["Name"]
+        task_id = scheduled["EventId"]
+        try:
+            params = json.loads(scheduled.get("Input") or "[]")
+            input_text = params[0] if isinstance(params, list) and params else None
+        except json.JSONDecodeError:
+            input_text = scheduled.get("Input")
+        try:
+            resolved = self.catalog().resolve("activity", name)
+            result = await self.worker.invoke_activity(resolved, input_text)
+        except FunctionInvocationError as exc:
+            return new_event(
+                EventType.TaskFailed, TaskScheduledId=task_id,
+                Reason=f"Activity function '{name}' failed: {exc.message}",
+                Details=_exception_details(exc.message, exc.details), FailureDetails=None,
+            )
+        except Exception as exc:  # the activity is not registered (any more)
+            return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=str(exc), Details=None,
+                             FailureDetails=None)
+        return new_event(EventType.TaskCompleted, TaskScheduledId=task_id, Result=_compact_result(result))
+
+    async def _keep_hidden(self, message: ReceivedMessage, visibility: float) -> None:
+        """Renew a long activity's lease so its message does not reappear while it still runs."""
+        while True:
+            await asyncio.sleep(max(visibility / 2, 0.5))
+            try:
+                await self.hub.set_visibility(message, visibility)
+            except Exception as exc:
+                log.debug("Could not renew message %s: %s", message.message_id, exc)
+                return

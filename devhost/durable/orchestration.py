@@ -1,0 +1,467 @@
+"""One orchestration episode: messages in, orchestrator replayed, new history and messages committed.
+
+The commit follows the Azure Storage provider: outbound messages first, then the history rows (the
+checkpoint, guarded by the sentinel ETag), then the Instances row, then the consumed messages are
+deleted. A crash anywhere in between leaves messages that are delivered again; ``triage`` recognises
+what history already holds, so a redelivery never adds a row twice or completes an instance twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from devhost.durable.history import (
+    Event,
+    EventType,
+    OrchestrationStatus,
+    execution_started,
+    format_timestamp,
+    new_event,
+    parse_timestamp,
+    utcnow,
+)
+from devhost.durable.replay import (
+    Completion,
+    CreateSubOrchestration,
+    CreateTimer,
+    FunctionCatalog,
+    ReplayResult,
+    ScheduleTask,
+    compact_json,
+    replay,
+    reply_from_failure,
+)
+from devhost.durable.taskhub.base import HistoryPage, OutboundMessage, ReceivedMessage, TaskHub
+from devhost.errors import FunctionInvocationError
+
+log = logging.getLogger("devhost.durable")
+
+COMPLETIONS = {
+    EventType.TaskCompleted, EventType.TaskFailed,
+    EventType.SubOrchestrationInstanceCompleted, EventType.SubOrchestrationInstanceFailed,
+}
+# Events whose identity is their type, name and creation time (the message carries the same object
+# that history stores, so the timestamp is a reliable fingerprint of a redelivered message).
+FINGERPRINTED = {
+    EventType.EventRaised, EventType.ExecutionTerminated,
+    EventType.ExecutionSuspended, EventType.ExecutionResumed,
+}
+MAX_CONTINUE_AS_NEW_PER_EPISODE = 100
+STALE_START_RETRIES = 5
+
+
+class OrchestratorInvoker(Protocol):
+    async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
+
+
+@dataclass
+class Triage:
+    """What to do with each received message of an instance."""
+
+    new_events: list[Event] = field(default_factory=list)
+    consumed: list[ReceivedMessage] = field(default_factory=list)  # delete after the checkpoint
+    deferred: list[ReceivedMessage] = field(default_factory=list)  # not yet applicable: retry later
+    start: Event | None = None  # ExecutionStarted of a new execution
+
+
+@dataclass
+class CachedHistory:
+    """A running instance's history kept between episodes (the provider's "extended sessions")."""
+
+    execution_id: str | None
+    events: list[Event]
+    etag: str | None
+
+
+def _ids(events: Sequence[Event], kinds: set[EventType], key: str) -> set[int]:
+    return {e[key] for e in events if e["EventType"] in kinds}
+
+
+def execution_of(events: Sequence[Event]) -> Event | None:
+    return next((e for e in events if e["EventType"] == EventType.ExecutionStarted), None)
+
+
+def is_completed(events: Sequence[Event]) -> bool:
+    return any(e["EventType"] == EventType.ExecutionCompleted for e in events)
+
+
+def is_suspended(events: Sequence[Event]) -> bool:
+    state = False
+    for e in events:
+        if e["EventType"] == EventType.ExecutionSuspended:
+            state = True
+        elif e["EventType"] == EventType.ExecutionResumed:
+            state = False
+    return state
+
+
+def _input_token(input_text: str | None) -> Any:
+    """``ExecutionStarted.Input`` as the JToken the extension puts in the payload."""
+    if input_text is None:
+        return None
+    try:
+        return json.loads(input_text)
+    except json.JSONDecodeError:
+        return input_text
+
+
+class EpisodeRunner:
+    """Runs episodes for instances; callers guarantee one episode per instance at a time."""
+
+    def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
+                 *, store_inputs: bool = False, keep_history: bool = True,
+                 on_sent: Callable[[Sequence[OutboundMessage]], None] = lambda _: None) -> None:
+        self.hub = hub
+        self.worker = worker
+        self.catalog = catalog
+        self.store_inputs = store_inputs
+        self.keep_history = keep_history
+        self.on_sent = on_sent
+        self.cache: dict[str, CachedHistory] = {}
+
+    def forget(self, instance_id: str) -> None:
+        self.cache.pop(instance_id, None)
+
+    async def _history(self, instance_id: str) -> CachedHistory:
+        cached = self.cache.get(instance_id)
+        if cached is not None:
+            return cached
+        page: HistoryPage = await self.hub.load_history(instance_id)
+        return CachedHistory(page.execution_id, list(page.events), page.etag)
+
+    # -- triage --------------------------------------------------------------------------------
+    async def triage(self, instance_id: str, history: CachedHistory,
+                     messages: list[ReceivedMessage]) -> Triage:
+        result = Triage()
+        events = history.events
+        execution_id = history.execution_id
+        completed = is_completed(events)
+        scheduled = _ids(events, {EventType.TaskScheduled, EventType.SubOrchestrationInstanceCreated}, "EventId")
+        timers = _ids(events, {EventType.TimerCreated}, "EventId")
+        done_tasks = _ids(events, COMPLETIONS, "TaskScheduledId")
+        fired = _ids(events, {EventType.TimerFired}, "TimerId")
+        fingerprints = {(e["EventType"], e["Timestamp"], e.get("Name")) for e in events
+                        if e["EventType"] in FINGERPRINTED}
+
+        for message in sorted(messages, key=lambda m: (m.inserted_on, m.sequence_number)):
+            event = message.event
+            kind = event["EventType"]
+            if kind == EventType.ExecutionStarted:
+                started_id = event["OrchestrationInstance"]["ExecutionId"]
+                if started_id == execution_id:
+                    result.consumed.append(message)  # a redelivered start of this execution
+                    continue
+                row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
+                if row is not None and row.execution_id and row.execution_id != started_id:
+                    # The client sends the message before it writes the row, so a mismatch may only be
+                    # a start whose row is a moment away; after a few tries it is a superseded start.
+                    if message.dequeue_count < STALE_START_RETRIES:
+                        result.deferred.append(message)
+                    else:
+                        result.consumed.append(message)
+                    continue
+                # A new execution replaces whatever this instance had.
+                result.start = event
+                execution_id, completed = started_id, False
+                events = []
+                scheduled, timers, done_tasks, fired, fingerprints = set(), set(), set(), set(), set()
+                result.new_events = [event]
+                result.consumed.append(message)
+                continue
+            if execution_id is None:
+                row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
+                if row is not None and row.runtime_status == "Pending" and message.dequeue_count < 50:
+                    result.deferred.append(message)  # its ExecutionStarted has not been taken yet
+                else:
+                    log.warning("Discarding %s for unknown instance '%s'", EventType(kind).name, instance_id)
+                    result.consumed.append(message)
+                continue
+            if message.execution_id and message.execution_id != execution_id:
+                result.consumed.append(message)  # addressed to an execution that is gone
+                continue
+            if completed:
+                result.consumed.append(message)  # the instance has finished: nothing can use it
+                continue
+            if kind in COMPLETIONS:
+                task_id = event["TaskScheduledId"]
+                if task_id in done_tasks:
+                    result.consumed.append(message)
+                    continue
+                if task_id not in scheduled:
+                    result.deferred.append(message)  # arrived before the checkpoint that scheduled it
+                    continue
+                done_tasks.add(task_id)
+            elif kind == EventType.TimerFired:
+                if event["TimerId"] in fired:
+                    result.consumed.append(message)
+                    continue
+                if event["TimerId"] not in timers:
+                    result.deferred.append(message)
+                    continue
+                fired.add(event["TimerId"])
+            elif kind in FINGERPRINTED:
+                fingerprint = (kind, event["Timestamp"], event.get("Name"))
+                if fingerprint in fingerprints:
+                    result.consumed.append(message)
+                    continue
+                fingerprints.add(fingerprint)
+            result.new_events.append(event)
+            result.consumed.append(message)
+        return result
+
+    # -- the episode ---------------------------------------------------------------------------
+    async def run(self, instance_id: str, messages: list[ReceivedMessage]) -> tuple[list[ReceivedMessage],
+                                                                                   list[ReceivedMessage]]:
+        """Process ``messages``; return (messages to delete, messages to retry later)."""
+        history = await self._history(instance_id)
+        triage = await self.triage(instance_id, history, messages)
+        if not triage.new_events:
+            return triage.consumed, triage.deferred
+
+        if triage.start is not None:
+            past: list[Event] = []
+            execution_id = triage.start["OrchestrationInstance"]["ExecutionId"]
+            etag = None
+        else:
+            past = history.events
+            execution_id = history.execution_id or ""
+            etag = history.etag
+        started = triage.start or execution_of(past)
+        assert started is not None
+        now = utcnow()
+        last_start = max((parse_timestamp(e["Timestamp"]) for e in past
+                          if e["EventType"] == EventType.OrchestratorStarted), default=None)
+        if last_start is not None and now < last_start:
+            now = last_start  # the orchestration clock never runs backwards
+        episode = Episode(self, instance_id, execution_id, started, past, triage.new_events, now)
+        await episode.execute()
+        new_etag = await episode.commit(etag)
+        if self.keep_history and episode.final_completion is None:
+            self.cache[instance_id] = CachedHistory(episode.execution_id, episode.all_events, new_etag)
+        else:
+            self.cache.pop(instance_id, None)
+        return triage.consumed, triage.deferred
+
+
+class Episode:
+    """The working state of one episode of one instance."""
+
+    def __init__(self, runner: EpisodeRunner, instance_id: str, execution_id: str, started: Event,
+                 past: list[Event], new_events: list[Event], now: datetime) -> None:
+        self.runner = runner
+        self.hub = runner.hub
+        self.instance_id = instance_id
+        self.execution_id = execution_id
+        self.started = started
+        self.past = past
+        self.new_events = new_events
+        self.now = now
+        self.name: str = started["Name"]
+        self.parent: dict[str, Any] | None = started.get("ParentInstance")
+        self.outbound: list[OutboundMessage] = []
+        self.written: list[Event] = []  # rows to append to the current execution
+        self.start_index = len(past)
+        self.custom_status: str | None = None
+        self.custom_status_known = False
+        self.final_completion: Completion | None = None
+        self.next_generation: Completion | None = None
+        self.generation_started = False
+        self.generation_base = 0
+        self.episode_number = 1 + sum(1 for e in past if e["EventType"] == EventType.OrchestratorStarted)
+
+    @property
+    def all_events(self) -> list[Event]:
+        return self.past + self.written
+
+    # -- running the orchestrator ----------------------------------------------------------------
+    async def execute(self) -> None:
+        opened = new_event(EventType.OrchestratorStarted, timestamp=self.now)
+        stored_new = [{**e, "IsPlayed": True} for e in self.new_events]
+        self.written = [opened, *stored_new]
+        terminated = next((e for e in self.new_events if e["EventType"] == EventType.ExecutionTerminated), None)
+        if terminated is not None:
+            next_id = sum(1 for e in self.past if e["EventType"] in {
+                EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated})
+            self._complete(Completion(next_id, "Terminated", terminated.get("Input")))
+        elif not is_suspended(self.all_events):  # while suspended, events are only recorded
+            payload_history = [*self.past, opened, *self.new_events]
+            self._apply(await self._replay(self.past, [opened, *self.new_events], payload_history))
+            await self._run_new_generations()
+        if not self.generation_started or len(self.written) > self.generation_base:
+            self.written.append(new_event(EventType.OrchestratorCompleted, timestamp=self.now))
+
+    async def _run_new_generations(self) -> None:
+        """Continue-as-new: DTFx starts the next generation and runs it within the same episode."""
+        count = 0
+        while self.next_generation is not None:
+            completion, self.next_generation = self.next_generation, None
+            count += 1
+            if count > MAX_CONTINUE_AS_NEW_PER_EPISODE:
+                self._complete(Completion(0, "Failed", "continue_as_new was called more than "
+                                          f"{MAX_CONTINUE_AS_NEW_PER_EPISODE} times in one episode"))
+                return
+            self.outbound = []  # work the old generation asked for would be dropped on arrival anyway
+            self.execution_id = uuid.uuid4().hex
+            new_input = None if completion.result is None else json.dumps(completion.result)
+            self.started = execution_started(
+                self.instance_id, self.execution_id, self.name, new_input, parent=self.parent,
+                tags=self.started.get("Tags"), generation=self.started.get("Generation", 0),
+                timestamp=self.now,
+            )
+            self.past, self.start_index = [], 0
+            generation = [
+                new_event(EventType.OrchestratorStarted, timestamp=self.now),
+                self.started,
+                *completion.carryover_events,
+                new_event(EventType.OrchestratorCompleted, timestamp=self.now),
+            ]
+            self.written = list(generation)
+            self.generation_started, self.generation_base = True, len(generation)
+            self._apply(await self._replay(generation, [], generation))
+
+    async def _replay(self, past: list[Event], new: list[Event], payload_history: list[Event]) -> ReplayResult:
+        catalog = self.runner.catalog()
+        try:
+            name = catalog.resolve("orchestrator", self.name)
+        except Exception as exc:
+            return ReplayResult([], Completion(0, "Failed", str(exc)), None)
+        parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
+        payload = {
+            "history": payload_history,
+            "input": _input_token(self.started.get("Input")),
+            "instanceId": self.instance_id,
+            "isReplaying": any(e["EventType"] == EventType.OrchestratorStarted for e in past),
+            "parentInstanceId": parent_id,
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+            "longRunningTimerIntervalDuration": "3.00:00:00",
+            "maximumShortTimerDuration": "6.00:00:00",
+            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+        }
+        try:
+            reply = json.loads(await self.runner.worker.invoke_orchestrator(name, json.dumps(payload)))
+        except FunctionInvocationError as exc:
+            state = reply_from_failure(exc.message)
+            if state is None:
+                failure = f"Orchestrator function '{name}' failed: {exc.message}"
+                return ReplayResult([], Completion(0, "Failed", failure), None)
+            reply = state
+        return replay(
+            name=name, instance_id=self.instance_id, execution_id=self.execution_id, parent_instance_id=parent_id,
+            past_events=past, new_events=new, reply=reply, catalog=catalog,
+        )
+
+    def _apply(self, result: ReplayResult) -> None:
+        self.custom_status = result.custom_status
+        self.custom_status_known = True
+        for decision in result.decisions:
+            self._decide(decision)
+        if result.completion is not None:
+            self._complete(result.completion)
+
+    def _decide(self, decision: ScheduleTask | CreateTimer | CreateSubOrchestration) -> None:
+        target = {"InstanceId": self.instance_id, "ExecutionId": self.execution_id}
+        if isinstance(decision, ScheduleTask):
+            self.written.append(new_event(
+                EventType.TaskScheduled, event_id=decision.id, timestamp=self.now, Name=decision.name,
+                Version="", Input=decision.input if self.runner.store_inputs else None, Tags=None,
+            ))
+            message_event = new_event(
+                EventType.TaskScheduled, event_id=decision.id, timestamp=self.now, Name=decision.name,
+                Version="", Input=compact_json([decision.input]), Tags=None,
+            )
+            self._send(message_event, self.instance_id, self.execution_id, to_work_items=True)
+        elif isinstance(decision, CreateTimer):
+            fire_at = format_timestamp(decision.fire_at)
+            self.written.append(new_event(EventType.TimerCreated, event_id=decision.id, timestamp=self.now,
+                                          FireAt=fire_at))
+            fired = new_event(EventType.TimerFired, timestamp=self.now, TimerId=decision.id, FireAt=fire_at)
+            self._send(fired, self.instance_id, self.execution_id, visible_at=decision.fire_at)
+        else:
+            self.written.append(new_event(
+                EventType.SubOrchestrationInstanceCreated, event_id=decision.id, timestamp=self.now,
+                Name=decision.name, Version="", InstanceId=decision.instance_id,
+                Input=decision.input if self.runner.store_inputs else None, Tags=None,
+            ))
+            child_execution = uuid.uuid4().hex
+            parent = {"Name": self.name, "Version": "", "TaskScheduleId": decision.id,
+                      "OrchestrationInstance": target}
+            child_input = None if decision.input is None else json.dumps(decision.input)
+            start = execution_started(decision.instance_id, child_execution, decision.name, child_input,
+                                      parent=parent, timestamp=self.now)
+            self._send(start, decision.instance_id, child_execution)
+
+    def _send(self, event: Event, instance_id: str, execution_id: str | None, *, to_work_items: bool = False,
+              visible_at: datetime | None = None) -> None:
+        self.outbound.append(OutboundMessage(
+            event=event, instance_id=instance_id, execution_id=execution_id, to_work_items=to_work_items,
+            visible_at=visible_at, episode=self.episode_number,
+            sender={"InstanceId": self.instance_id, "ExecutionId": self.execution_id},
+        ))
+
+    def _complete(self, completion: Completion) -> None:
+        if completion.status == "ContinuedAsNew":
+            self.next_generation = completion
+            return
+        self.final_completion = completion
+        self.written.append(new_event(
+            EventType.ExecutionCompleted, event_id=completion.id, timestamp=self.now,
+            OrchestrationStatus=int(OrchestrationStatus[completion.status]), Result=completion.result,
+            FailureDetails=None,
+        ))
+        if self.parent:
+            parent_instance = self.parent["OrchestrationInstance"]
+            if completion.status == "Completed":
+                reply = new_event(EventType.SubOrchestrationInstanceCompleted, timestamp=self.now,
+                                  TaskScheduledId=self.parent["TaskScheduleId"], Result=completion.result)
+            else:
+                reply = new_event(EventType.SubOrchestrationInstanceFailed, timestamp=self.now,
+                                  TaskScheduledId=self.parent["TaskScheduleId"], Reason=completion.result,
+                                  Details=None, FailureDetails=None)
+            self._send(reply, parent_instance["InstanceId"], parent_instance["ExecutionId"])
+
+    # -- commit ----------------------------------------------------------------------------------
+    async def commit(self, etag: str | None) -> str:
+        hub = self.hub
+        if self.outbound:
+            await hub.send(self.outbound)
+            self.runner.on_sent(self.outbound)
+        new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
+                                            etag if self.start_index else None)
+        await hub.merge_instance(self.instance_id, self._instance_columns())
+        return new_etag
+
+    def _instance_columns(self) -> dict[str, Any]:
+        columns: dict[str, Any] = {
+            "ExecutionId": self.execution_id,
+            "LastUpdatedTime": parse_timestamp(self.written[-1]["Timestamp"]),
+            "TaskHubName": self.hub.name,
+        }
+        if self.custom_status_known:
+            columns["CustomStatus"] = self.custom_status or "null"
+        for event in self.written:
+            kind = event["EventType"]
+            if kind == EventType.ExecutionStarted:
+                columns.update({
+                    "Name": event["Name"], "Version": event.get("Version") or "",
+                    "CreatedTime": parse_timestamp(event["Timestamp"]), "RuntimeStatus": "Running",
+                    "Generation": event.get("Generation", 0), "Input": event.get("Input"),
+                })
+                if event.get("Tags"):
+                    columns["Tags"] = json.dumps(event["Tags"])
+            elif kind == EventType.ExecutionSuspended:
+                columns.update({"RuntimeStatus": "Suspended", "Output": event.get("Reason")})
+            elif kind == EventType.ExecutionResumed:
+                columns.update({"RuntimeStatus": "Running", "Output": event.get("Reason")})
+            elif kind == EventType.ExecutionCompleted:
+                columns.update({
+                    "RuntimeStatus": OrchestrationStatus(event["OrchestrationStatus"]).name,
+                    "CompletedTime": parse_timestamp(event["Timestamp"]), "Output": event.get("Result"),
+                })
+        return columns

@@ -1,0 +1,676 @@
+"""``AzureStorageTaskHub``: the task hub in Azure Storage (Azurite) in the DurableTask.AzureStorage layout.
+
+Tables ``{hub}Instances`` / ``{hub}History``, queues ``{hub}-control-NN`` / ``{hub}-workitems``, containers
+``{hub}-largemessages`` / ``{hub}-leases`` (spec Part B). One service client per storage service, created
+once; table/queue/container clients are cached and share their service client's HTTP session, because
+on two cores the Python-side cost of each storage call matters as much as the number of calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from devhost.durable.history import Event, format_timestamp, utcnow
+from devhost.durable.taskhub import codec, keys
+from devhost.durable.taskhub.base import (
+    WORK_ITEM_QUEUE,
+    HistoryPage,
+    InstanceQuery,
+    InstanceRow,
+    OutboundMessage,
+    ReceivedMessage,
+)
+from devhost.durable.taskhub.large_payloads import (
+    BLOB_NAME_SUFFIX,
+    MAX_QUEUE_MESSAGE_BYTES,
+    OFFLOADABLE_PROPERTIES,
+    BlobPayloadStore,
+    exceeds_table_property_limit,
+    history_blob_name,
+    message_blob_name,
+)
+from devhost.errors import CheckpointConflict, TaskHubError
+
+log = logging.getLogger("devhost.taskhub")
+
+T = TypeVar("T")
+
+MAX_BATCH_ROWS = 99  # + the sentinel = the 100-operation limit of one table transaction
+MAX_BATCH_BYTES = 3 * 1024 * 1024  # stay well below the 4 MB transaction payload limit
+_INSTANCE_BLOB_COLUMNS = ("Input", "Output")
+
+
+def quiet_azure_logging() -> None:
+    """The SDK logs every request at INFO; that costs CPU and floods devhost's own log."""
+    azure_logger = logging.getLogger("azure")
+    if azure_logger.level == logging.NOTSET or azure_logger.level < logging.WARNING:
+        azure_logger.setLevel(logging.WARNING)
+
+
+def _utf8_length_exceeds(text: str, limit: int) -> bool:
+    if len(text) * 4 <= limit:  # even 4-byte characters throughout would fit
+        return False
+    if text.isascii():
+        return len(text) > limit
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _estimated_bytes(entity: dict[str, Any]) -> int:
+    """Rough request size of one row: JSON of ASCII-ish text is ~1 byte a char, plus overhead per column."""
+    size = 200
+    for key, value in entity.items():
+        size += len(key) + 40
+        if isinstance(value, str):
+            size += len(value) * 2  # pessimistic: JSON escapes and multi-byte characters
+    return size
+
+
+async def _guard(what: str, call: Awaitable[T]) -> T:
+    """Await a storage call, turning SDK errors into ``TaskHubError``."""
+    try:
+        return await call
+    except AzureError as exc:
+        raise TaskHubError(f"{what} failed: {exc}") from exc
+
+
+class AzureStorageTaskHub:
+    """A task hub in Azure Storage; see ``devhost.durable.taskhub.base.TaskHub`` for the contract."""
+
+    def __init__(self, connection_string: str, hub_name: str, partition_count: int = 4) -> None:
+        if not 1 <= partition_count <= 16:
+            raise ValueError("partition_count must be between 1 and 16")
+        quiet_azure_logging()
+        self.name = hub_name
+        self.partition_count = partition_count
+        self._table_service = TableServiceClient.from_connection_string(connection_string)
+        self._queue_service = QueueServiceClient.from_connection_string(connection_string)
+        self._blob_service = BlobServiceClient.from_connection_string(connection_string)
+
+        self.history_table_name = keys.history_table_name(hub_name)
+        self.instances_table_name = keys.instances_table_name(hub_name)
+        self._history: TableClient = self._table_service.get_table_client(self.history_table_name)
+        self._instances: TableClient = self._table_service.get_table_client(self.instances_table_name)
+
+        self._control_names = [keys.control_queue_name(hub_name, i) for i in range(partition_count)]
+        self._work_items_name = keys.work_item_queue_name(hub_name)
+        self._queue_clients: dict[str, QueueClient] = {
+            name: self._queue_service.get_queue_client(name)
+            for name in [*self._control_names, self._work_items_name]
+        }
+        self.large_messages_container_name = keys.large_messages_container_name(hub_name)
+        self.leases_container_name = keys.leases_container_name(hub_name)
+        self._payloads = BlobPayloadStore(
+            self._blob_service.get_container_client(self.large_messages_container_name),
+            self._blob_service.url,
+        )
+        self._leases = self._blob_service.get_container_client(self.leases_container_name)
+
+    # ---------------------------------------------------------------------------------------- setup
+
+    async def create_if_not_exists(self) -> None:
+        """Create tables, queues, containers and ``taskhub.json``; one read when they already exist.
+
+        ``taskhub.json`` is written last, so its presence means an earlier call finished everything.
+        Every create tolerates "already exists", so concurrent or repeated calls are safe.
+        """
+        info = await self._read_taskhub_info()
+        if info is not None and info.get("PartitionCount") == self.partition_count:
+            return
+        await asyncio.gather(
+            self._create_table(self.history_table_name),
+            self._create_table(self.instances_table_name),
+            *(self._create_queue(client) for client in self._queue_clients.values()),
+            self._create_container(self._payloads.container),
+            self._create_container(self._leases),
+        )
+        if info is None:
+            body = json.dumps(
+                {
+                    "TaskHubName": self.name,
+                    "CreatedAt": format_timestamp(utcnow()),
+                    "PartitionCount": self.partition_count,
+                }
+            )
+            try:
+                await self._leases.upload_blob(keys.TASKHUB_INFO_BLOB, body.encode(), overwrite=False)
+            except ResourceExistsError:
+                pass  # another process finished first
+        else:
+            log.warning(
+                "Task hub %s was created with %s partitions; this host uses %s",
+                self.name,
+                info.get("PartitionCount"),
+                self.partition_count,
+            )
+
+    async def _read_taskhub_info(self) -> dict[str, Any] | None:
+        try:
+            downloader = await self._leases.download_blob(keys.TASKHUB_INFO_BLOB)
+            value = json.loads(await downloader.readall())
+        except ResourceNotFoundError:
+            return None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def _create_table(self, name: str) -> None:
+        try:
+            await self._table_service.create_table(name)
+        except ResourceExistsError:
+            pass
+
+    @staticmethod
+    async def _create_queue(client: QueueClient) -> None:
+        try:
+            await client.create_queue()
+        except ResourceExistsError:
+            pass
+
+    @staticmethod
+    async def _create_container(client: Any) -> None:
+        try:
+            await client.create_container()
+        except ResourceExistsError:
+            pass
+
+    async def close(self) -> None:
+        await asyncio.gather(
+            self._table_service.close(), self._queue_service.close(), self._blob_service.close()
+        )
+
+    # ---------------------------------------------------------------------------------------- names
+
+    def control_queue_name(self, instance_id: str) -> str:
+        return self._control_names[keys.partition_index(instance_id, self.partition_count)]
+
+    @property
+    def control_queue_names(self) -> list[str]:
+        return list(self._control_names)
+
+    @property
+    def work_item_queue_name(self) -> str:
+        return self._work_items_name
+
+    def _queue_client(self, queue: str) -> QueueClient:
+        if queue == WORK_ITEM_QUEUE:
+            queue = self._work_items_name
+        client = self._queue_clients.get(queue)
+        if client is None:
+            raise TaskHubError(f"{queue!r} is not a queue of task hub {self.name}")
+        return client
+
+    # --------------------------------------------------------------------------------------- queues
+
+    async def send(self, messages: Sequence[OutboundMessage]) -> None:
+        """Send every message to its queue (concurrently); delayed ones start invisible."""
+        if not messages:
+            return
+        now = utcnow()
+        if len(messages) == 1:
+            await self._send_one(messages[0], now)
+        else:
+            await asyncio.gather(*(self._send_one(message, now) for message in messages))
+
+    async def _send_one(self, message: OutboundMessage, now: datetime) -> None:
+        queue = (
+            self._work_items_name if message.to_work_items else self.control_queue_name(message.instance_id)
+        )
+        activity_id = str(uuid.uuid4())
+        envelope = codec.build_envelope(message, activity_id, codec.next_sequence_number())
+        text = codec.dumps_envelope(envelope)
+        if _utf8_length_exceeds(text, MAX_QUEUE_MESSAGE_BYTES):
+            blob_name = message_blob_name(
+                message.instance_id, activity_id, codec.event_type_name(message.event["EventType"])
+            )
+            await _guard("uploading a large message", self._payloads.upload(blob_name, text))
+            text = codec.dumps_envelope(codec.wrapper_envelope(envelope, blob_name))
+        delay = 0
+        if message.visible_at is not None:
+            delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
+        await _guard(
+            f"sending to {queue}",
+            self._queue_clients[queue].send_message(text, visibility_timeout=delay or None, time_to_live=-1),
+        )
+
+    async def receive(
+        self, queue: str, max_messages: int, visibility_timeout: float
+    ) -> list[ReceivedMessage]:
+        """Up to ``max_messages`` (≤ 32) visible messages, hidden for ``visibility_timeout`` s; one call.
+
+        The service accepts 1 s to 7 days of visibility on receive, so shorter values become 1 s.
+        """
+        client = self._queue_client(queue)
+        count = max(1, min(32, max_messages))
+        pages = client.receive_messages(
+            messages_per_page=count,
+            max_messages=count,
+            visibility_timeout=max(1, codec.visibility_seconds(visibility_timeout)),
+        ).by_page()
+        raw: list[Any] = []
+        try:
+            async for page in pages:  # only the first page: later pages would be extra round trips
+                raw.extend([item async for item in page])
+                break
+        except AzureError as exc:
+            raise TaskHubError(f"receiving from {client.queue_name} failed: {exc}") from exc
+        if not raw:
+            return []
+        decoded = await asyncio.gather(*(self._decode(client.queue_name, item) for item in raw))
+        return [message for message in decoded if message is not None]
+
+    async def _decode(self, queue: str, item: Any) -> ReceivedMessage | None:
+        try:
+            envelope = codec.parse_message_text(item.content)
+            if "TaskMessage" not in envelope and envelope.get("CompressedBlobName"):
+                text = await self._payloads.download(envelope["CompressedBlobName"])
+                envelope = codec.parse_message_text(text)
+            event, instance_id, execution_id = codec.envelope_event(envelope)
+        except (ValueError, KeyError, TypeError, AzureError) as exc:
+            # Left in the queue: it reappears after the visibility timeout and can be inspected there.
+            log.error("Cannot decode message %s in %s: %s", item.id, queue, exc)
+            return None
+        return ReceivedMessage(
+            queue=queue,
+            message_id=item.id,
+            receipt=item.pop_receipt,
+            dequeue_count=item.dequeue_count or 0,
+            inserted_on=item.inserted_on,
+            event=event,
+            instance_id=instance_id,
+            execution_id=execution_id,
+            sequence_number=envelope.get("SequenceNumber") or 0,
+            episode=envelope.get("Episode"),
+            activity_id=envelope.get("ActivityId") or "",
+            raw=envelope,
+        )
+
+    async def delete(self, message: ReceivedMessage) -> None:
+        """Delete a received message; a message already gone (or re-leased by someone else) is ignored."""
+        try:
+            await self._queue_client(message.queue).delete_message(message.message_id, message.receipt)
+        except HttpResponseError as exc:
+            # 404 MessageNotFound, or 400 PopReceiptMismatch when another receive re-leased it: as in
+            # DTFx, only a warning-worthy race, never a reason to fail the episode.
+            if exc.status_code != 404 and exc.error_code != "PopReceiptMismatch":
+                raise TaskHubError(f"deleting message {message.message_id} failed: {exc}") from exc
+            log.debug("Message %s was already deleted or re-leased", message.message_id)
+        except AzureError as exc:
+            raise TaskHubError(f"deleting message {message.message_id} failed: {exc}") from exc
+
+    async def set_visibility(self, message: ReceivedMessage, seconds: float) -> None:
+        """Hide the message for ``seconds`` more; its ``receipt`` is replaced in place.
+
+        Raises ``TaskHubError`` when the receipt is stale (the lease was lost).
+        """
+        client = self._queue_client(message.queue)
+        try:
+            updated = await client.update_message(
+                message.message_id,
+                pop_receipt=message.receipt,
+                visibility_timeout=codec.visibility_seconds(seconds),
+            )
+        except AzureError as exc:
+            raise TaskHubError(f"updating message {message.message_id} failed: {exc}") from exc
+        message.receipt = updated.pop_receipt
+
+    # -------------------------------------------------------------------------------------- history
+
+    async def load_history(self, instance_id: str) -> HistoryPage:
+        """The current execution's events (one partition query) and the sentinel's ETag."""
+        pk = keys.escape_partition_key(instance_id)
+        try:
+            entities = [
+                e async for e in self._history.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
+            ]
+        except AzureError as exc:
+            raise TaskHubError(f"loading history of {instance_id!r} failed: {exc}") from exc
+        if not entities:
+            return HistoryPage(None, [], None)
+        entities.sort(key=_row_key)  # the service returns RowKey order already; cheap insurance
+        sentinel = entities[-1] if entities[-1]["RowKey"] == keys.SENTINEL_ROW_KEY else None
+        execution_id = (sentinel or entities[0]).get("ExecutionId")
+        rows: list[Any] = []
+        for entity in entities:
+            if entity.get("ExecutionId") != execution_id:
+                break  # older executions' tails carry their own ExecutionId
+            if entity is not sentinel:
+                rows.append(entity)
+        await self._inline_blob_columns(rows)
+        events = [codec.entity_to_event(entity) for entity in rows]
+        etag = sentinel.metadata.get("etag") if sentinel is not None else None
+        return HistoryPage(execution_id, events, etag)
+
+    async def _inline_blob_columns(self, rows: list[Any]) -> None:
+        """Replace ``<Prop>BlobName`` columns by the blob's text in ``<Prop>`` (downloads concurrently)."""
+        jobs: list[tuple[Any, str, str]] = []
+        for entity in rows:
+            for key in entity:
+                if key.endswith(BLOB_NAME_SUFFIX) and entity[key]:
+                    jobs.append((entity, key[: -len(BLOB_NAME_SUFFIX)], key))
+        if not jobs:
+            return
+        texts = await _guard(
+            "downloading large history properties",
+            asyncio.gather(*(self._payloads.download(entity[key]) for entity, _, key in jobs)),
+        )
+        for (entity, prop, key), text in zip(jobs, texts, strict=True):
+            entity[prop] = text
+            del entity[key]
+
+    async def append_history(
+        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None
+    ) -> str:
+        """Write ``events`` at RowKeys ``start_index``.. plus the sentinel, one transaction per ≤ 99 rows.
+
+        ``etag`` None: the sentinel is created; if one from an older execution exists, it is replaced
+        under that row's own ETag (read only in that case). A sentinel already naming this execution,
+        or any ETag mismatch, raises ``CheckpointConflict``.
+        """
+        pk = keys.escape_partition_key(instance_id)
+        entities = [
+            codec.event_to_entity(event, pk, keys.row_key(start_index + i), execution_id)
+            for i, event in enumerate(events)
+        ]
+        await self._offload_history_columns(entities)
+        batches = _split_batches(entities)
+        for number, batch in enumerate(batches):
+            final = number == len(batches) - 1
+            sentinel: dict[str, Any] = {
+                "PartitionKey": pk,
+                "RowKey": keys.SENTINEL_ROW_KEY,
+                "ExecutionId": execution_id,
+                "IsCheckpointComplete": final,
+            }
+            if final:
+                sentinel["CheckpointCompletedTimestamp"] = codec.dt_column(utcnow())
+            etag = await self._submit_checkpoint(instance_id, execution_id, batch, sentinel, etag)
+        assert etag is not None
+        return etag
+
+    async def _submit_checkpoint(
+        self,
+        instance_id: str,
+        execution_id: str,
+        batch: list[dict[str, Any]],
+        sentinel: dict[str, Any],
+        etag: str | None,
+    ) -> str:
+        operations: list[Any] = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in batch]
+        if etag is None:
+            operations.append(("create", sentinel))
+        else:
+            operations.append(
+                (
+                    "update",
+                    sentinel,
+                    {
+                        "mode": UpdateMode.MERGE,
+                        "etag": etag,
+                        "match_condition": MatchConditions.IfNotModified,
+                    },
+                )
+            )
+        try:
+            result = await self._history.submit_transaction(operations)
+        except TableTransactionError as exc:
+            if exc.status_code == 409 and etag is None:
+                # A sentinel exists: fine if it belongs to an older execution (continue-as-new or a
+                # reused id), a split brain if it already names this one.
+                current = await self._read_sentinel(instance_id)
+                if current is None or current[0] == execution_id:
+                    raise CheckpointConflict(
+                        f"history of {instance_id!r} execution {execution_id} was written concurrently"
+                    ) from exc
+                return await self._submit_checkpoint(instance_id, execution_id, batch, sentinel, current[1])
+            if exc.status_code in (404, 409, 412):
+                raise CheckpointConflict(
+                    f"history sentinel of {instance_id!r} moved (HTTP {exc.status_code})"
+                ) from exc
+            raise TaskHubError(f"writing history of {instance_id!r} failed: {exc}") from exc
+        except AzureError as exc:
+            raise TaskHubError(f"writing history of {instance_id!r} failed: {exc}") from exc
+        new_etag = result[-1].get("etag") if result else None
+        if new_etag:
+            return str(new_etag)
+        # Only if a service ever omitted per-operation ETags in the batch response.
+        current = await self._read_sentinel(instance_id)
+        if current is None:
+            raise TaskHubError(f"history sentinel of {instance_id!r} vanished after a checkpoint")
+        return current[1]
+
+    async def _read_sentinel(self, instance_id: str) -> tuple[str | None, str] | None:
+        try:
+            entity = await self._history.get_entity(
+                keys.escape_partition_key(instance_id), keys.SENTINEL_ROW_KEY, select=["ExecutionId"]
+            )
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise TaskHubError(f"reading the history sentinel of {instance_id!r} failed: {exc}") from exc
+        return entity.get("ExecutionId"), entity.metadata["etag"]
+
+    async def _offload_history_columns(self, entities: list[dict[str, Any]]) -> None:
+        """Move oversized string columns to blobs before the transaction (B.5)."""
+        uploads: list[Awaitable[None]] = []
+        for entity in entities:
+            for prop in OFFLOADABLE_PROPERTIES:
+                value = entity.get(prop)
+                if isinstance(value, str) and exceeds_table_property_limit(value):
+                    name = history_blob_name(
+                        entity["PartitionKey"], entity["RowKey"], entity.get("EventType", prop), prop
+                    )
+                    uploads.append(self._payloads.upload(name, value))
+                    entity[prop + BLOB_NAME_SUFFIX] = name
+                    entity[prop] = ""
+        if uploads:
+            await _guard("uploading large history properties", asyncio.gather(*uploads))
+
+    # ------------------------------------------------------------------------------------ instances
+
+    async def get_instance(
+        self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True
+    ) -> InstanceRow | None:
+        """Point read of the Instances row; blob URLs in Input/Output are downloaded."""
+        select: list[str] | None = None
+        if not (fetch_input and fetch_output):
+            select = [
+                c
+                for c in codec.INSTANCE_COLUMNS
+                if (c != "Input" or fetch_input) and (c != "Output" or fetch_output)
+            ]
+        pk = keys.escape_partition_key(instance_id)
+        try:
+            entity = await self._instances.get_entity(pk, "", select=select)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise TaskHubError(f"reading instance {instance_id!r} failed: {exc}") from exc
+        entity.setdefault("PartitionKey", pk)
+        row = codec.entity_to_instance(entity, entity.metadata.get("etag"))
+        await self._resolve_instance_blobs([row])
+        return row
+
+    async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
+        """Upsert the row: ``replace`` writes the whole row, otherwise its non-None columns are merged."""
+        entity = codec.instance_to_entity(row, self.name, full=replace)
+        await self._upsert_instance(entity, UpdateMode.REPLACE if replace else UpdateMode.MERGE)
+
+    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
+        """Insert-or-merge only ``columns`` (provider column names)."""
+        entity = codec.instance_columns_to_entity(instance_id, columns, self.name)
+        await self._upsert_instance(entity, UpdateMode.MERGE)
+
+    async def _upsert_instance(self, entity: dict[str, Any], mode: UpdateMode) -> None:
+        for column in _INSTANCE_BLOB_COLUMNS:
+            value = entity.get(column)
+            if isinstance(value, str) and exceeds_table_property_limit(value):
+                # Instances rows hold the blob's full URL in the column itself (B.5).
+                name = history_blob_name(entity["PartitionKey"], "", column, column)
+                await _guard(f"uploading large {column}", self._payloads.upload(name, value))
+                entity[column] = self._payloads.url(name)
+        await _guard("writing an Instances row", self._instances.upsert_entity(entity, mode=mode))
+
+    async def _resolve_instance_blobs(self, rows: list[InstanceRow]) -> None:
+        jobs: list[tuple[InstanceRow, str, str]] = []
+        for row in rows:
+            if row.input and self._payloads.is_blob_url(row.input):
+                jobs.append((row, "input", row.input))
+            if row.output and self._payloads.is_blob_url(row.output):
+                jobs.append((row, "output", row.output))
+        if not jobs:
+            return
+        texts = await _guard(
+            "downloading large instance data",
+            asyncio.gather(*(self._payloads.resolve(url) for _, _, url in jobs)),
+        )
+        for (row, attr, _), text in zip(jobs, texts, strict=True):
+            setattr(row, attr, text)
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
+        """Instances matching ``query`` (entities excluded); with ``top``, one page and its continuation."""
+        query_filter, parameters = build_instance_filter(query)
+        select = (
+            None
+            if query.fetch_input
+            else ["PartitionKey", *(c for c in codec.INSTANCE_COLUMNS if c != "Input")]
+        )
+        token = codec.decode_continuation(query.continuation)
+        pager = self._instances.query_entities(
+            query_filter, parameters=parameters, select=select, results_per_page=query.top
+        )
+        entities: list[Any] = []
+        next_token: dict[str, Any] | None = None
+        try:
+            pages = pager.by_page(continuation_token=token)
+            async for page in pages:
+                entities.extend([entity async for entity in page])
+                if query.top is not None:
+                    next_token = pages.continuation_token
+                    break
+        except AzureError as exc:
+            raise TaskHubError(f"querying instances failed: {exc}") from exc
+        rows = [codec.entity_to_instance(entity, entity.metadata.get("etag")) for entity in entities]
+        await self._resolve_instance_blobs(rows)
+        return rows, codec.encode_continuation(next_token)
+
+    async def purge_instance(self, instance_id: str) -> bool:
+        """Delete history rows, the Instances row and large-message blobs; False if none existed."""
+        pk = keys.escape_partition_key(instance_id)
+
+        async def history_keys() -> list[str]:
+            return [
+                e["RowKey"]
+                async for e in self._history.query_entities(
+                    "PartitionKey eq @pk", parameters={"pk": pk}, select=["RowKey"]
+                )
+            ]
+
+        try:
+            row_keys, instance_existed, blob_count = await asyncio.gather(
+                history_keys(),
+                self._delete_instance_row(pk),
+                self._payloads.delete_prefix({f"{pk}/", f"{instance_id}/"}),
+            )
+            await asyncio.gather(
+                *(self._delete_history_rows(pk, row_keys[i : i + 100]) for i in range(0, len(row_keys), 100))
+            )
+        except AzureError as exc:
+            raise TaskHubError(f"purging {instance_id!r} failed: {exc}") from exc
+        return bool(row_keys) or instance_existed or blob_count > 0
+
+    async def _delete_instance_row(self, pk: str) -> bool:
+        # A one-operation transaction reports 404, unlike delete_entity, so no read is needed first.
+        try:
+            await self._instances.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": ""})])
+        except TableTransactionError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def _delete_history_rows(self, pk: str, row_keys: list[str]) -> None:
+        try:
+            await self._history.submit_transaction(
+                [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in row_keys]
+            )
+        except TableTransactionError as exc:
+            if exc.status_code != 404:
+                raise
+            # Someone deleted a row meanwhile; delete the rest one by one (delete_entity ignores 404).
+            await asyncio.gather(*(self._history.delete_entity(pk, rk) for rk in row_keys))
+
+
+def _row_key(entity: Any) -> str:
+    return str(entity["RowKey"])
+
+
+def _split_batches(entities: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Chunks of ≤ 99 rows and ≤ ~3 MB; always at least one (possibly empty) chunk for the sentinel."""
+    batches: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for entity in entities:
+        entity_size = _estimated_bytes(entity)
+        current = batches[-1]
+        if current and (len(current) >= MAX_BATCH_ROWS or size + entity_size > MAX_BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(entity)
+        size += entity_size
+    return batches
+
+
+def _increment_last_char(text: str) -> str:
+    """The smallest string above every string starting with ``text`` (DTFx bumps the last char)."""
+    code = ord(text[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:
+        code = 0xE000  # skip the surrogate block: it cannot be sent as UTF-8
+    if code > 0x10FFFF:
+        return text + "\U0010ffff"
+    return text[:-1] + chr(code)
+
+
+def build_instance_filter(query: InstanceQuery) -> tuple[str, dict[str, Any]]:
+    """OData filter text with ``@name`` placeholders and their values; values are never spliced in.
+
+    The SDK substitutes each whitespace-separated ``@name`` word and quotes/escapes the value, so
+    every placeholder stands alone between spaces (hence ``( ... )`` with inner spaces).
+    """
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if query.runtime_status:
+        alternatives = []
+        for i, status in enumerate(query.runtime_status):
+            parameters[f"rs{i}"] = getattr(status, "name", status) if not isinstance(status, str) else status
+            alternatives.append(f"RuntimeStatus eq @rs{i}")
+        clauses.append("( " + " or ".join(alternatives) + " )")
+    if query.created_from is not None:
+        parameters["createdFrom"] = query.created_from
+        clauses.append("CreatedTime ge @createdFrom")
+    if query.created_to is not None:
+        parameters["createdTo"] = query.created_to
+        clauses.append("CreatedTime le @createdTo")
+    if query.instance_id_prefix:
+        # PartitionKeys are escaped ids, so the range is over the escaped prefix (as DTFx does).
+        low = keys.escape_partition_key(query.instance_id_prefix)
+        high = _increment_last_char(low)
+        parameters["pkLow"] = low
+        parameters["pkHigh"] = high
+        clauses.append("PartitionKey ge @pkLow and PartitionKey lt @pkHigh")
+    # Entities share the table with ids "@name@key": keep them out of orchestration listings.
+    parameters["entLow"] = "@"
+    parameters["entHigh"] = "A"
+    clauses.append("( PartitionKey lt @entLow or PartitionKey ge @entHigh )")
+    return " and ".join(clauses), parameters

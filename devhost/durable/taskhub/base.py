@@ -1,0 +1,142 @@
+"""What the durable engine needs from a task hub, independent of where it is stored.
+
+``AzureStorageTaskHub`` keeps it in Azure Storage (Azurite) in the layout of the Durable Task Azure
+Storage provider; ``MemoryTaskHub`` keeps it in a dict for fast engine unit tests. Both behave alike:
+queue messages have visibility timeouts and pop receipts, history rows are append-only per execution
+with a sentinel concurrency check, and the Instances row is merged column by column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from devhost.durable.history import Event
+
+WORK_ITEM_QUEUE = "workitems"  # symbolic target; the hub turns it into "{hub}-workitems"
+
+
+@dataclass
+class OutboundMessage:
+    """One ``TaskMessage`` to send: an event for an instance, to its control queue or the work items."""
+
+    event: Event
+    instance_id: str  # the *target* instance
+    execution_id: str | None  # target execution; None for client messages that do not pin one
+    to_work_items: bool = False  # True for TaskScheduled (activities)
+    visible_at: datetime | None = None  # durable timers and scheduled starts
+    episode: int | None = None  # sender's episode number (count of OrchestratorStarted); None from clients
+    sender: dict[str, str] | None = None  # {"InstanceId", "ExecutionId"} of the sending orchestration
+
+
+@dataclass
+class ReceivedMessage:
+    """A message taken from a queue; ``receipt`` is what delete/update need."""
+
+    queue: str
+    message_id: str
+    receipt: str
+    dequeue_count: int
+    inserted_on: datetime
+    event: Event
+    instance_id: str
+    execution_id: str | None
+    sequence_number: int = 0
+    episode: int | None = None
+    activity_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)  # the whole decoded MessageData envelope
+
+
+@dataclass
+class HistoryPage:
+    """An instance's current execution: events in RowKey order and the sentinel's concurrency token."""
+
+    execution_id: str | None
+    events: list[Event]
+    etag: str | None  # sentinel ETag; None when no sentinel exists yet
+
+
+@dataclass
+class InstanceRow:
+    """The ``{hub}Instances`` row of one instance (names as the provider's columns)."""
+
+    instance_id: str
+    name: str = ""
+    execution_id: str = ""
+    runtime_status: str = "Pending"
+    input: str | None = None
+    output: str | None = None
+    custom_status: str = "null"
+    created_time: datetime | None = None
+    last_updated_time: datetime | None = None
+    completed_time: datetime | None = None
+    scheduled_start_time: datetime | None = None
+    generation: int = 0
+    version: str = ""
+    tags: str | None = None
+    etag: str | None = None
+
+
+@dataclass
+class InstanceQuery:
+    """Filters of the list/purge APIs; every value is applied without string-building OData by hand."""
+
+    runtime_status: Sequence[str] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    instance_id_prefix: str | None = None
+    top: int | None = None
+    continuation: str | None = None
+    fetch_input: bool = True
+
+
+class TaskHub(Protocol):
+    name: str
+    partition_count: int
+
+    async def create_if_not_exists(self) -> None: ...
+    async def close(self) -> None: ...
+
+    def control_queue_name(self, instance_id: str) -> str: ...
+    @property
+    def control_queue_names(self) -> list[str]: ...
+    @property
+    def work_item_queue_name(self) -> str: ...
+
+    # queues
+    async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
+    async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]: ...
+    async def delete(self, message: ReceivedMessage) -> None: ...
+    async def set_visibility(self, message: ReceivedMessage, seconds: float) -> None:
+        """Hide the message for ``seconds`` more (abandon with delay, or renew a lease); updates receipt."""
+        ...
+
+    # history
+    async def load_history(self, instance_id: str) -> HistoryPage: ...
+    async def append_history(self, instance_id: str, execution_id: str, start_index: int,
+                             events: Sequence[Event], etag: str | None) -> str:
+        """Write ``events`` at RowKeys ``start_index``.. and move the sentinel; return its new ETag.
+
+        ``etag`` None means this is a new execution's first checkpoint (insert the sentinel, or
+        replace it when an older execution's sentinel exists). Raises ``CheckpointConflict`` when the
+        sentinel moved since ``etag`` was read.
+        """
+        ...
+
+    # instances
+    async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
+                           fetch_output: bool = True) -> InstanceRow | None: ...
+    async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
+        """Insert-or-merge the row's columns (``replace`` writes the whole row, as a new start does)."""
+        ...
+
+    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
+        """Insert-or-merge only ``columns`` (provider column names, e.g. ``RuntimeStatus``)."""
+        ...
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]: ...
+    async def purge_instance(self, instance_id: str) -> bool:
+        """Delete the history rows, the instance row and large-message blobs; False if nothing was there."""
+        ...

@@ -1,0 +1,156 @@
+"""The aiohttp front end: function routes, ``/admin/host/status`` and the Durable HTTP API mounts.
+
+One catch-all aiohttp route hands every request to ``Dispatcher``, which only decides *where* a
+request goes; invoking functions is the worker's job and the Durable API is the extension's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from devhost.errors import AppLoadError, FunctionInvocationError
+from devhost.http.routes import RouteTable, decode_path, join_prefix
+from devhost.worker.http_data import HttpRequestData, HttpResponseData
+from devhost.worker.invoker import Worker
+from devhost.worker.loader import LoadedFunction
+
+log = logging.getLogger("devhost.http")
+
+MAX_REQUEST_BODY = 100 * 1024 * 1024  # the Functions host's default maxRequestBodySize (~100 MB)
+WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
+RPC_PREFIX = "/durabletask"
+_DROPPED_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection"}
+HOMEPAGE = (
+    "<!DOCTYPE html><html><head><title>Your Azure Function App is up and running.</title></head>"
+    "<body><h1>Your Functions 4.0 app is up and running</h1>"
+    "<p>Served locally by devhost.</p></body></html>"
+)
+
+
+class DurableApi(Protocol):
+    async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse: ...
+
+
+def build_route_table(functions: Sequence[LoadedFunction], route_prefix: str) -> RouteTable[LoadedFunction]:
+    """Compile every HTTP function's route (``routePrefix`` applied); a bad template is a load error."""
+    table: RouteTable[LoadedFunction] = RouteTable()
+    for fn in functions:
+        assert fn.http is not None
+        template = join_prefix(route_prefix, fn.http.route)
+        try:
+            table.add(template, fn.http.methods, fn)
+        except ValueError as exc:
+            raise AppLoadError(f"function '{fn.name}': invalid route template {fn.http.route!r}: {exc}") from exc
+    return table
+
+
+class Dispatcher:
+    """Routes one request to status, the Durable API, a function, the homepage, or 404."""
+
+    def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
+                 status: Callable[[], Mapping[str, Any]]) -> None:
+        self.worker = worker
+        self.routes = routes
+        self.durable = durable
+        self.status = status
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = decode_path(request.rel_url.raw_path)
+        lowered = path.lower()
+        if lowered == "/admin/host/status" and request.method in ("GET", "HEAD"):
+            return web.json_response(dict(self.status()))
+        if lowered == "/admin/host/ping" and request.method in ("GET", "POST", "HEAD"):
+            return web.Response(status=200)
+        for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
+            if lowered == prefix or lowered.startswith(prefix + "/"):
+                return await self._durable(request, path[len(prefix):].lstrip("/"), rpc)
+        match = self.routes.match(request.method, path)
+        if match is None:
+            if path in ("", "/") and request.method in ("GET", "HEAD"):
+                return web.Response(text=HOMEPAGE, content_type="text/html")
+            return web.Response(status=404)
+        return await self._function(request, match.target, match.values)
+
+    async def _durable(self, request: web.Request, tail: str, rpc: bool) -> web.StreamResponse:
+        if self.durable is None:
+            return web.Response(status=404)
+        try:
+            return await self.durable.handle_api(request, tail, rpc=rpc)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
+            return web.Response(status=500)
+
+    async def _function(self, request: web.Request, fn: LoadedFunction,
+                        route_values: Mapping[str, str]) -> web.StreamResponse:
+        data = HttpRequestData.build(
+            method=request.method,
+            url=str(request.url),
+            headers=request.headers.items(),
+            query=request.query.items(),
+            route_params=route_values,
+            body=await request.read(),
+        )
+        try:
+            response = await self.worker.invoke_http(fn, data)
+            return to_web_response(response)
+        except FunctionInvocationError:
+            return web.Response(status=500)  # already logged by the worker; the host exposes nothing
+        except Exception:
+            log.exception("Writing the response of 'Functions.%s' failed", fn.name)
+            return web.Response(status=500)
+
+
+def to_web_response(data: HttpResponseData) -> web.Response:
+    """An aiohttp response with the function's status, headers (repeats kept) and body."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in data.headers:
+        if name.lower() not in _DROPPED_RESPONSE_HEADERS:
+            headers.add(name, value)
+    return web.Response(status=data.status, headers=headers, body=data.body or None)
+
+
+def create_app(dispatcher: Dispatcher) -> web.Application:
+    app = web.Application(client_max_size=MAX_REQUEST_BODY)
+    app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
+    return app
+
+
+class HttpServer:
+    """Serves an aiohttp app on one port and a set of loopback (or given) addresses."""
+
+    def __init__(self, app: web.Application, *, hosts: Sequence[str], port: int,
+                 optional_hosts: Sequence[str] = ()) -> None:
+        self.app = app
+        self.hosts = list(hosts)
+        self.optional_hosts = list(optional_hosts)  # e.g. ::1; skipped quietly when unavailable
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        # shutdown_timeout bounds how long stop() waits for in-flight requests.
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        await runner.setup()
+        self._runner = runner
+        try:
+            for host in self.hosts:
+                await web.TCPSite(runner, host, self.port, reuse_address=True).start()
+            for host in self.optional_hosts:
+                try:
+                    await web.TCPSite(runner, host, self.port, reuse_address=True).start()
+                except OSError as exc:
+                    log.debug("Not listening on %s:%s: %s", host, self.port, exc)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()

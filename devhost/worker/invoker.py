@@ -1,0 +1,284 @@
+"""The in-process stand-in for the Python language worker: load the app once, invoke its functions.
+
+Async functions run on the caller's (the host's single, long-lived) event loop, sync functions in a
+thread pool, exactly as the worker does. The Durable SDK caches one aiohttp session globally, which
+is why there must be only one loop for the lifetime of the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from azure.functions import meta
+
+from devhost.config import HostConfig
+from devhost.errors import FunctionInvocationError, FunctionNotFoundError
+from devhost.worker import bindings
+from devhost.worker.context import Context, Out, invocation_local
+from devhost.worker.http_data import HttpRequestData, HttpResponseData
+from devhost.worker.loader import LoadedFunction, import_app, index_app, load_function
+
+log = logging.getLogger("devhost.worker")
+
+HTTP_REASON = "This function was programmatically called via the host APIs."
+NULL_REASON = "(null)"  # what the host prints for durable triggers
+SUPPORTED_TRIGGERS = {"httpTrigger", "orchestrationTrigger", "activityTrigger", "entityTrigger"}
+SUPPORTED_INPUTS = {"durableClient"}
+
+# The invocation id of the code running now, for log correlation in async code (sync code has the
+# worker's thread-local, ``context.thread_local_storage.invocation_id``).
+current_invocation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "devhost_invocation_id", default=None
+)
+
+# Frames from these directories lead into user code; they are trimmed from reported stacks.
+_INTERNAL_DIRS = (str(Path(__file__).resolve().parent.parent), str(Path(concurrent.futures.__file__).parent))
+
+__all__ = ["HttpRequestData", "HttpResponseData", "LoadedFunction", "Worker", "current_invocation_id"]
+
+
+class Worker:
+    """Loads one function app and invokes its functions through the ``azure.functions`` converters."""
+
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        # Set by the host: (taskHub, connectionName) -> the durableClient binding JSON.
+        self.client_binding: Callable[[str | None, str | None], str] | None = None
+        self.functions: dict[str, LoadedFunction] = {}
+        self.orchestrators: dict[str, LoadedFunction] = {}
+        self.activities: dict[str, LoadedFunction] = {}
+        self.entities: dict[str, LoadedFunction] = {}
+        self.http_functions: list[LoadedFunction] = []
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- loading -------------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Import the app and index it; raises AppLoadError with the worker's wording."""
+        app = import_app(self.config.app_dir, self.config.script_file)
+        loaded = [load_function(f) for f in index_app(app)]
+        self.functions = {f.name: f for f in loaded}
+        self.http_functions = [f for f in loaded if f.is_http]
+        self.orchestrators = _by_durable_name(loaded, "orchestrationTrigger")
+        self.activities = _by_durable_name(loaded, "activityTrigger")
+        self.entities = _by_durable_name(loaded, "entityTrigger")
+        for fn in loaded:
+            _warn_unsupported(fn)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="worker-sync")
+        log.info("Indexed function app and found %d functions", len(loaded))
+
+    # -- invocation entry points ------------------------------------------------------------------
+
+    async def invoke_http(self, fn: LoadedFunction, request: HttpRequestData) -> HttpResponseData:
+        """Run an HTTP-triggered function; raises FunctionInvocationError when it fails."""
+        result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON)
+        if fn.return_type is not None and fn.return_type.binding_type == bindings.HTTP_OUTPUT:
+            return HttpResponseData.from_datum(result)
+        http_out = next((outputs[n] for n, i in fn.output_types.items()
+                         if i.binding.type == bindings.HTTP_OUTPUT and n in outputs), None)
+        return HttpResponseData.from_datum(http_out)
+
+    async def invoke_orchestrator(self, name: str, context_json: str) -> str:
+        """Run one orchestrator episode; returns the OrchestratorState JSON text."""
+        fn = _find(self.orchestrators, name, "orchestrator")
+        result, _ = await self._invoke(fn, meta.Datum(context_json, "string"), reason=NULL_REASON)
+        return _json_text(result)
+
+    async def invoke_entity(self, name: str, context_json: str) -> str:
+        """Run one entity batch; returns the entity state JSON text the SDK produces."""
+        fn = _find(self.entities, name, "entity")
+        result, _ = await self._invoke(fn, meta.Datum(context_json, "string"), reason=NULL_REASON)
+        return _json_text(result)
+
+    async def invoke_activity(self, name: str, input_json: str | None) -> str | None:
+        """Run an activity with the CallActivity action's input JSON; returns the result JSON text."""
+        fn = _find(self.activities, name, "activity")
+        # A missing input is JSON null to the SDK (what call_activity(name) sends anyway).
+        datum = meta.Datum("null" if input_json is None else input_json, "string")
+        result, _ = await self._invoke(fn, datum, reason=NULL_REASON)
+        return None if result is None or result.value is None else _json_text(result)
+
+    async def close(self) -> None:
+        """Shut down the sync thread pool and the Durable SDK's global aiohttp session."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        await close_durable_client_session()
+
+    # -- the invocation itself ------------------------------------------------------------------
+
+    async def _invoke(self, fn: LoadedFunction, trigger: meta.Datum, *,
+                      reason: str) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
+        invocation_id = str(uuid.uuid4())
+        flog = logging.getLogger(f"Function.{fn.name}")
+        flog.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
+        started = time.perf_counter()
+        token = current_invocation_id.set(invocation_id)
+        try:
+            outcome = await self._call(fn, invocation_id, trigger)
+        except Exception as exc:
+            elapsed = round((time.perf_counter() - started) * 1000)
+            message = _exception_message(exc)
+            flog.info("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
+            stack, details = _user_traceback(exc)
+            flog.error("Exception while executing function: Functions.%s. Result: Failure\nException: %s\n"
+                       "Stack: %s", fn.name, message, stack.rstrip())
+            raise FunctionInvocationError(fn.name, message=message, details=details) from exc
+        finally:
+            current_invocation_id.reset(token)
+        elapsed = round((time.perf_counter() - started) * 1000)
+        flog.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
+        return outcome
+
+    async def _call(self, fn: LoadedFunction, invocation_id: str,
+                    trigger: meta.Datum) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
+        args: dict[str, Any] = {}
+        for param, info in fn.input_types.items():
+            datum = self._input_datum(fn, info.binding, trigger)
+            if datum is None:
+                args[param] = None  # an input binding devhost cannot provide (warned at load)
+                continue
+            args[param] = bindings.decode(info.binding_type, datum, trigger_metadata={})
+        if fn.requires_context:
+            args["context"] = Context(fn.name, fn.directory, invocation_id)
+        outs: dict[str, Out[Any]] = {name: Out() for name in fn.output_types}
+        args.update(outs)
+
+        if fn.is_async:
+            result = await fn.func(**args)
+        else:
+            if self._executor is None:
+                raise RuntimeError("the worker is not loaded or already closed")
+            loop = asyncio.get_running_loop()
+            ctx = contextvars.copy_context()
+            result = await loop.run_in_executor(self._executor, ctx.run, _run_sync, invocation_id, fn.func, args)
+
+        if result is not None and fn.return_type is None:
+            raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
+        outputs: dict[str, meta.Datum] = {}
+        for name, info in fn.output_types.items():
+            value = outs[name].get()
+            if value is not None:
+                outputs[name] = bindings.encode(info.binding_type, value, pytype=info.pytype)
+        ret = None
+        if fn.return_type is not None:
+            ret = bindings.encode(fn.return_type.binding_type, result, pytype=fn.return_type.pytype)
+        sys.stdout.flush()  # as the worker does, so print() output shows up promptly
+        return ret, outputs
+
+    def _input_datum(self, fn: LoadedFunction, binding: Any, trigger: meta.Datum) -> meta.Datum | None:
+        if binding is fn.trigger or binding.name == fn.trigger.name:
+            return trigger
+        if binding.type == "durableClient":
+            if self.client_binding is None:
+                raise RuntimeError("no durable extension is attached to provide the durableClient binding")
+            payload = self.client_binding(getattr(binding, "task_hub", None),
+                                          getattr(binding, "connection_name", None))
+            return meta.Datum(payload, "string")
+        return None
+
+
+def _run_sync(invocation_id: str, function: Callable[..., Any], args: Mapping[str, Any]) -> Any:
+    # The worker exposes the invocation id to the user's thread through a thread-local.
+    invocation_local.invocation_id = invocation_id
+    try:
+        return function(**args)
+    finally:
+        invocation_local.invocation_id = None
+
+
+def _user_traceback(exc: BaseException) -> tuple[str, str]:
+    """(stack, full traceback) without devhost's own leading frames: users need their code's frames."""
+    te = traceback.TracebackException.from_exception(exc)
+    frames = list(te.stack)
+    while frames and (frames[0].filename.startswith(_INTERNAL_DIRS)):
+        frames.pop(0)
+    te.stack = traceback.StackSummary.from_list(frames)
+    return "".join(te.stack.format()), "".join(te.format())
+
+
+def _exception_message(exc: BaseException) -> str:
+    """The worker's ``RpcException.message``: ``f'{type(exc).__name__}: {exc}'``."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:
+        return "Unhandled exception in function. Could not serialize original exception message."
+
+
+def _json_text(datum: meta.Datum | None) -> str:
+    if datum is None or datum.value is None:
+        return "null"
+    value = datum.value
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _by_durable_name(loaded: list[LoadedFunction], trigger_type: str) -> dict[str, LoadedFunction]:
+    return {f.durable_name: f for f in loaded if f.trigger_type == trigger_type and f.durable_name}
+
+
+def _find(table: Mapping[str, LoadedFunction], name: str, kind: str) -> LoadedFunction:
+    # The extension's FunctionName compares case-insensitively.
+    found = table.get(name) or next((f for n, f in table.items() if n.lower() == name.lower()), None)
+    if found is None:
+        raise FunctionNotFoundError(
+            f"The function '{name}' doesn't exist, is disabled, or is not an {kind} function."
+        )
+    return found
+
+
+def _thread_count() -> int | None:
+    """PYTHON_THREADPOOL_THREAD_COUNT, or None for the stdlib default min(32, cpu + 4)."""
+    raw = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT")
+    if not raw:
+        return None
+    try:
+        count = int(raw)
+    except ValueError:
+        log.warning("PYTHON_THREADPOOL_THREAD_COUNT must be an integer")
+        return None
+    if count < 1:
+        log.warning("PYTHON_THREADPOOL_THREAD_COUNT must be at least 1. Reverting to the default")
+        return None
+    return count
+
+
+def _warn_unsupported(fn: LoadedFunction) -> None:
+    if fn.trigger_type not in SUPPORTED_TRIGGERS:
+        log.warning("Function '%s': devhost does not run %s triggers; it is listed but never invoked.",
+                    fn.name, fn.trigger_type)
+    for info in fn.input_types.values():
+        binding = info.binding
+        if binding.name != fn.trigger.name and binding.type not in SUPPORTED_INPUTS:
+            log.warning("Function '%s': devhost cannot provide %s input '%s'; it receives None.",
+                        fn.name, binding.type, binding.name)
+    for name, info in fn.output_types.items():
+        if info.binding.type != bindings.HTTP_OUTPUT:
+            log.warning("Function '%s': devhost has no %s output binding; values set on '%s' are dropped.",
+                        fn.name, info.binding.type, name)
+
+
+async def close_durable_client_session() -> None:
+    """Close the Durable SDK's cached aiohttp session (private module state, only for a clean exit)."""
+    http_utils = sys.modules.get("azure.durable_functions.models.utils.http_utils")
+    if http_utils is None:
+        return
+    session = getattr(http_utils, "_client_session", None)
+    if session is not None and not session.closed:
+        await session.close()
+    http_utils._client_session = None  # type: ignore[attr-defined]
+    # The module-level lock binds to the loop it was first contended on; a fresh one keeps a later
+    # loop (a restarted host, the next test) from tripping over it.
+    http_utils._session_lock = asyncio.Lock()  # type: ignore[attr-defined]

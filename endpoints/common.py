@@ -1,0 +1,134 @@
+"""Shared plumbing of the HTTP functions: JSON responses, body parsing, instance look-ups.
+
+Every failure is reported as `HttpError`, which the functions turn into a JSON `{"error": ...}`
+response, so bad input never surfaces as a 500 with a traceback.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import azure.durable_functions as df
+import azure.functions as func
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
+
+JSON_CONTENT_TYPE = "application/json"
+MAX_INSTANCE_ID_LENGTH = 256
+
+TERMINAL_STATES = frozenset(
+    {
+        df.OrchestrationRuntimeStatus.Completed,
+        df.OrchestrationRuntimeStatus.Failed,
+        df.OrchestrationRuntimeStatus.Terminated,
+        df.OrchestrationRuntimeStatus.Canceled,
+    }
+)
+
+logger = logging.getLogger(__name__)
+
+
+class HttpError(Exception):
+    """A request that ends in a JSON error response."""
+
+    def __init__(self, status_code: int, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.details = details
+
+    def response(self) -> func.HttpResponse:
+        return json_response({"error": self.message, **self.details}, self.status_code)
+
+
+def json_response(body: Any, status_code: int = 200) -> func.HttpResponse:
+    """Serialise `body` as a JSON response."""
+    return func.HttpResponse(
+        body=json.dumps(body), status_code=status_code, mimetype=JSON_CONTENT_TYPE, charset="utf-8"
+    )
+
+
+def read_json_body(req: func.HttpRequest) -> Any:
+    """The parsed JSON body, or None for an empty body."""
+    raw = req.get_body() or b""
+    if not raw.strip():
+        return None
+    try:
+        # utf-8-sig: tolerate a BOM, which some Windows tools put in front of JSON files.
+        return json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise HttpError(400, f"The request body is not UTF-8 text: {error.reason}.") from error
+    except ValueError as error:
+        raise HttpError(400, f"The request body is not valid JSON: {error}.") from error
+
+
+def read_json_object(req: func.HttpRequest, example: str) -> Mapping[str, Any]:
+    """The body as a JSON object; `example` shows the expected shape in the error message."""
+    body = read_json_body(req)
+    if not isinstance(body, Mapping):
+        raise HttpError(400, f"The request body must be a JSON object such as {example}.")
+    return body
+
+
+def route_instance_id(req: func.HttpRequest) -> str:
+    """The `{instanceId}` route parameter, checked against the durable instance id rules."""
+    instance_id = req.route_params.get("instanceId") or ""
+    if not instance_id.strip():
+        raise HttpError(400, "The instance id must not be empty.")
+    if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+        raise HttpError(400, f"The instance id must be at most {MAX_INSTANCE_ID_LENGTH} characters.")
+    if instance_id.startswith("@") or any(c in "/\\?#" or ord(c) < 32 or ord(c) == 127 for c in instance_id):
+        raise HttpError(400, "The instance id must not start with '@' or contain / \\ ? # or control characters.")
+    return instance_id
+
+
+def backend_error(action: str, error: Exception) -> HttpError:
+    """503 when the backend cannot be reached, 502 when it answered with something unexpected."""
+    if isinstance(error, aiohttp.ClientConnectionError | asyncio.TimeoutError):
+        return HttpError(503, f"The Durable Functions backend is unreachable while trying to {action}.")
+    logger.warning("Durable client failed to %s: %s", action, error)
+    return HttpError(502, f"The Durable Functions backend failed to {action}: {error}")
+
+
+async def fetch_status(client: df.DurableOrchestrationClient, instance_id: str) -> DurableOrchestrationStatus:
+    """The instance's status; 404 when there is no such instance."""
+    try:
+        status = await client.get_status(instance_id)
+    except Exception as error:
+        raise backend_error("read the instance status", error) from error
+    # The SDK returns a falsy status object (no createdTime) when the backend answers 404.
+    if not status:
+        raise HttpError(404, f"No orchestration instance with id '{instance_id}' exists.")
+    return status
+
+
+def ensure_orchestration(status: DurableOrchestrationStatus, instance_id: str, expected_name: str) -> None:
+    """410 when the instance has already finished, 409 when it runs another orchestrator."""
+    if status.runtime_status in TERMINAL_STATES:
+        raise HttpError(
+            410,
+            f"Instance '{instance_id}' has already finished ({status.runtime_status.name}).",
+            runtimeStatus=status.runtime_status.name,
+        )
+    # Durable function names are case-insensitive, as in the extension.
+    if (status.name or "").casefold() != expected_name.casefold():
+        raise HttpError(
+            409,
+            f"Instance '{instance_id}' is a {status.name} orchestration, not {expected_name}.",
+        )
+
+
+async def raise_event(client: df.DurableOrchestrationClient, instance_id: str, event_name: str, data: Any) -> None:
+    """Raise an event, mapping the backend's 404/410 (an instance that finished meanwhile) to ours."""
+    try:
+        await client.raise_event(instance_id, event_name, data)
+    except Exception as error:
+        # The SDK reports these statuses only through fixed exception messages.
+        text = str(error)
+        if "is gone" in text:
+            raise HttpError(410, f"Instance '{instance_id}' has already finished.") from error
+        if text.startswith("No instance with ID"):
+            raise HttpError(404, f"No orchestration instance with id '{instance_id}' exists.") from error
+        raise backend_error(f"raise {event_name}", error) from error

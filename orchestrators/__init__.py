@@ -1,0 +1,1 @@
+"""Orchestrator functions of the custom-status sample, one module per orchestration."""

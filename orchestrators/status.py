@@ -1,0 +1,10 @@
+"""Small helpers for building JSON-only custom statuses."""
+
+from datetime import UTC, datetime
+
+
+def iso_utc(moment: datetime) -> str:
+    """Render a datetime as ISO-8601 UTC with a `Z` suffix (naive values are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

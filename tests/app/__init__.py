@@ -1,0 +1,1 @@
+"""Tests of the Functions app: replay, HTTP functions, deployability."""

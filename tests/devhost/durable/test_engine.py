@@ -1,0 +1,193 @@
+"""The durable engine end to end on an in-memory task hub: episodes, activities, timers and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from devhost.durable.history import EventType
+from devhost.durable.taskhub.base import ReceivedMessage
+from devhost.durable.taskhub.memory import MemoryTaskHub
+from tests.devhost.durable.conftest import Harness, run, running_engine
+
+
+def kinds(events: list[dict]) -> list[str]:
+    return [EventType(e["EventType"]).name for e in events]
+
+
+def test_activity_event_and_cancelled_timer() -> None:
+    """An activity result reaches the custom status; the event wins over the timer and completes it."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Greeter", {"name": "Ada", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            assert json.loads(row.custom_status) == {"greeting": "Hello Ada!"}
+            assert row.runtime_status == "Running"
+            await h.client.raise_event(row, "Go", json.dumps("now"))  # as a raw HTTP caller sends it
+            done = await h.wait(instance)
+            assert done.runtime_status == "Completed"
+            assert json.loads(done.output) == {"greeting": "Hello Ada!", "go": "now"}
+            history = (await h.hub.load_history(instance)).events
+            assert kinds(history) == [
+                "OrchestratorStarted", "ExecutionStarted", "TaskScheduled", "OrchestratorCompleted",
+                "OrchestratorStarted", "TaskCompleted", "TimerCreated", "OrchestratorCompleted",
+                "OrchestratorStarted", "EventRaised", "ExecutionCompleted", "OrchestratorCompleted",
+            ]
+            assert [e["EventId"] for e in history if e["EventType"] in (4, 10, 1)] == [0, 1, 2]
+    run(scenario())
+
+
+def test_durable_timer_fires() -> None:
+    """Without the event the durable timer fires and the orchestrator takes the timeout path."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Greeter", {"name": "Bo", "timeout": 1})
+            done = await h.wait(instance, timeout=10)
+            assert json.loads(done.output) == {"greeting": "Hello Bo!", "go": None}
+            history = (await h.hub.load_history(instance)).events
+            fired = next(e for e in history if e["EventType"] == EventType.TimerFired)
+            assert fired["TimerId"] == 1
+    run(scenario())
+
+
+def test_nondeterminism_fails_the_instance() -> None:
+    """Replaying into a different activity than history holds fails with DTFx's message."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Drifting")
+            done = await h.wait(instance)
+            assert done.runtime_status == "Failed"
+            assert done.output.startswith("Non-Deterministic workflow detected")
+            assert "Hello" in done.output
+    run(scenario())
+
+
+def test_custom_status_over_16_kb_fails() -> None:
+    """A custom status over the extension's 16 KB limit fails the orchestration with its message."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Chatty")
+            done = await h.wait(instance)
+            assert done.runtime_status == "Failed"
+            assert "The UTF-16 size of the JSON-serialized payload must not exceed 16 KB" in done.output
+            assert done.output.startswith("Orchestrator function 'Chatty' failed:")
+    run(scenario())
+
+
+def test_continue_as_new_keeps_only_the_last_generation() -> None:
+    """continue_as_new restarts with the new input; history holds only the newest execution."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Looper", 0)
+            done = await h.wait(instance)
+            assert done.runtime_status == "Completed" and json.loads(done.output) == 3
+            page = await h.hub.load_history(instance)
+            assert page.execution_id == done.execution_id
+            assert kinds(page.events)[:2] == ["OrchestratorStarted", "ExecutionStarted"]
+            assert json.loads(json.loads(page.events[1]["Input"])) == 3
+    run(scenario())
+
+
+def test_sub_orchestration_result_reaches_parent() -> None:
+    """A sub-orchestration runs as its own instance and its output resolves the parent's task."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Parent")
+            done = await h.wait(instance)
+            assert done.runtime_status == "Completed" and json.loads(done.output) == 42
+            history = (await h.hub.load_history(instance)).events
+            created = next(e for e in history if e["EventType"] == EventType.SubOrchestrationInstanceCreated)
+            child = await h.hub.get_instance(created["InstanceId"])
+            assert child is not None and child.runtime_status == "Completed" and child.name == "Child"
+    run(scenario())
+
+
+def test_retry_until_success_numbers_ids_like_dtfx() -> None:
+    """call_activity_with_retry: two failures, two retry timers, then success (ids 0..4)."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Retrier", "retry-key")
+            done = await h.wait(instance)
+            assert done.runtime_status == "Completed", done.output
+            assert json.loads(done.output) == "ok after 3"
+            history = (await h.hub.load_history(instance)).events
+            scheduling = [(EventType(e["EventType"]).name, e["EventId"]) for e in history
+                          if e["EventType"] in (EventType.TaskScheduled, EventType.TimerCreated)]
+            assert scheduling == [("TaskScheduled", 0), ("TimerCreated", 1), ("TaskScheduled", 2),
+                                  ("TimerCreated", 3), ("TaskScheduled", 4)]
+    run(scenario())
+
+
+def test_unknown_activity_fails_with_the_extension_message() -> None:
+    """Calling an activity the app does not have fails the orchestration and names the known ones."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("CallsMissing")
+            done = await h.wait(instance)
+            assert done.runtime_status == "Failed"
+            assert "The function 'NoSuchActivity' doesn't exist" in done.output
+            assert "'Hello'" in done.output
+    run(scenario())
+
+
+def test_fan_out_fan_in() -> None:
+    """Fifty activities fanned out complete and their results are summed."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("FanOut", 50)
+            done = await h.wait(instance)
+            assert json.loads(done.output) == sum(range(50))
+    run(scenario())
+
+
+def test_terminate_pending_and_running() -> None:
+    """Terminate ends a waiting instance with the reason; a second instance is unaffected."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            first = await h.start("Greeter", {"name": "T", "timeout": 60})
+            second = await h.start("Greeter", {"name": "U", "timeout": 60})
+            row = await h.wait(first, lambda r: r.custom_status != "null")
+            await h.client.terminate(row, "stop")
+            done = await h.wait(first)
+            assert done.runtime_status == "Terminated" and done.output == "stop"
+            other = await h.wait(second, lambda r: r.custom_status != "null")
+            assert other.runtime_status == "Running"
+    run(scenario())
+
+
+class ForgetfulHub(MemoryTaskHub):
+    """Loses every delete, as a process killed between its checkpoint and its deletes would."""
+
+    redelivered = 0
+
+    async def delete(self, message: ReceivedMessage) -> None:
+        return None
+
+    async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]:
+        messages = await super().receive(queue, max_messages, visibility_timeout)
+        self.redelivered += sum(1 for m in messages if m.dequeue_count > 1)
+        return messages
+
+
+def test_redelivered_messages_never_duplicate_history() -> None:
+    """Every message delivered again after its checkpoint is recognised: no row twice, one completion."""
+    async def scenario() -> None:
+        hub = ForgetfulHub("EngineToy")
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Re", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            await h.client.raise_event(row, "Go", json.dumps("again"))
+            await h.wait(instance)
+            # Leases of 0.3 s run out again and again: wait until every message came back at least twice.
+            deadline = asyncio.get_running_loop().time() + 10
+            while hub.redelivered < 8 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            assert hub.redelivered >= 8
+            history = (await hub.load_history(instance)).events
+            assert kinds(history).count("ExecutionCompleted") == 1
+            assert kinds(history).count("TaskCompleted") == 1
+            assert kinds(history).count("EventRaised") == 1
+            assert kinds(history).count("ExecutionStarted") == 1
+            row = await hub.get_instance(instance)
+            assert row is not None and json.loads(row.output) == {"greeting": "Hello Re!", "go": "again"}
+    run(scenario())

@@ -1,0 +1,52 @@
+"""A small blocking HTTP client for black-box tests (standard library only)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
+         content_type: str = "application/json", timeout: float = 30.0) -> Reply:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return Reply(response.status, dict(response.headers.items()), response.read())
+    except urllib.error.HTTPError as err:
+        return Reply(err.code, dict(err.headers.items()), err.read())
+
+
+def poll(fetch: Callable[[], Reply], until: Callable[[Reply], bool], *, timeout: float = 20.0,
+         interval: float = 0.02) -> Reply:
+    """Call ``fetch`` until ``until`` holds or the deadline passes (then fail with the last reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = fetch()
+        if until(reply):
+            return reply
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s; last reply {reply.status}: "
+                                 f"{reply.body[:500]!r}")
+        time.sleep(interval)

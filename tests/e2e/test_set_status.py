@@ -1,0 +1,28 @@
+"""SetStatusTest end to end: progress in the custom status, step by step."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import RunningHost
+from tests.e2e.flows import start, status
+from tests.e2e.http import poll
+
+
+def test_progress_is_visible_step_by_step(host: RunningHost) -> None:
+    """A polling client sees the first status and at least two intermediate progress states."""
+    urls = start(host, "SetStatusTest", {"stepDelaySeconds": 1})
+    seen: list[dict] = []
+
+    def record(reply) -> bool:  # type: ignore[no-untyped-def]
+        custom = (reply.json or {}).get("customStatus")
+        if reply.status == 202 and isinstance(custom, dict) and custom not in seen:
+            seen.append(custom)
+        return reply.status == 200
+
+    final = poll(lambda: status(urls), record, timeout=30).json
+    assert final["runtimeStatus"] == "Completed"
+    assert seen[0]["nextActions"] == ["A", "B", "C"] and seen[0]["foo"] == 2
+    intermediate = [s for s in seen if 0 < s.get("progress", 0) < 1]
+    assert len(intermediate) >= 2, seen
+    assert [s["progress"] for s in intermediate] == sorted(s["progress"] for s in intermediate)
+    assert final["customStatus"]["progress"] == 1
+    assert final["output"]["completedActions"] == ["A", "B", "C"]

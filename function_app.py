@@ -11,6 +11,7 @@ import azure.functions as func
 from activities import calculate_discount, perform_action, refine_recommendation
 from endpoints import instances, recommendations, reservations, starter
 from orchestrators import city_recommender, reserve_ticket, set_status_test
+from ui import bp as ui_bp
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -27,3 +28,4 @@ for module in (
     instances,
 ):
     app.register_functions(module.bp)
+app.register_functions(ui_bp)  # the progress page, GET /api/ui/

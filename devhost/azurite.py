@@ -107,7 +107,7 @@ def start_azurite(
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
     ]
-    log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    log_file = open(log_path, "ab")  # owned by the child for its lifetime
     process = subprocess.Popen(
         args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C in a terminal reaches devhost, which then stops Azurite itself

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -71,6 +72,9 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.app_dir, port=args.port)
     setup_logging(config.host_json, verbose=args.verbose, stream=out)
     print(_banner(), file=out, flush=True)
+    runtime = os.environ.get("FUNCTIONS_WORKER_RUNTIME")
+    if runtime and runtime.lower() != "python":
+        log.warning("FUNCTIONS_WORKER_RUNTIME is '%s'; devhost only runs Python apps.", runtime)
 
     def announce(host: Host) -> None:
         if not host.worker.functions:

@@ -78,9 +78,41 @@ def parse_timespan(value: Any) -> float:
     return -total if sign else float(total)
 
 
+def strip_json_comments(text: str) -> str:
+    """Drop ``//`` and ``/* */`` comments outside strings: the host's JSON reader (Newtonsoft) skips them."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        ch = text[i]
+        if in_string:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+            out.append(" ")
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(strip_json_comments(path.read_text(encoding="utf-8-sig")))
     except FileNotFoundError:
         return {}
     except json.JSONDecodeError as exc:

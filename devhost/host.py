@@ -16,13 +16,15 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
-from devhost.durable.extension import DurableExtension
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.worker.invoker import Worker
+
+if TYPE_CHECKING:
+    from devhost.durable.extension import DurableExtension
 
 log = logging.getLogger("devhost.host")
 
@@ -77,6 +79,9 @@ class Host:
             if self.needs_durable:
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
+                # Imported only when needed: the storage SDKs cost half a second of startup.
+                from devhost.durable.extension import DurableExtension
+
                 self.extension = DurableExtension(self.config, self.worker)
                 self.worker.client_binding = self.extension.client_binding_json
                 await self.extension.start()

@@ -360,7 +360,9 @@ class DurableApi:
             return json_response(
                 f'This orchestration has status {row.runtime_status}, but only orchestrations in the "Failed" '
                 "state can be rewound.", 412)
-        return error(501, "Rewind is not supported by devhost yet.")
+        await call.client.rewind(row, call.text("reason"))
+        self.extension.forget(instance_id)
+        return empty(202)
 
     async def restart(self, call: Call, instance_id: str) -> web.StreamResponse:
         row = await call.client.get(instance_id)

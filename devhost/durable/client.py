@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace as replace_fields
 from datetime import datetime
 
 from devhost.durable.history import ACTIVE_STATUSES, Event, EventType, execution_started, new_event, utcnow
 from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
 from devhost.errors import DevhostError
+
+REWOUND_FAILURES = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed}
+REWOUND_SCHEDULES = {EventType.TaskScheduled, EventType.SubOrchestrationInstanceCreated}
 
 
 class InstanceExists(DevhostError):
@@ -68,6 +72,30 @@ class DurableClient:
 
     async def resume(self, row: InstanceRow, reason: str | None) -> None:
         await self._send(row, new_event(EventType.ExecutionResumed, Reason=reason))
+
+    async def rewind(self, row: InstanceRow, reason: str | None) -> None:
+        """Rewrite the failure out of history, as the Azure Storage provider does, and run the instance again.
+
+        Failed task and sub-orchestration rows, the rows that scheduled them and the failed completion
+        become ``GenericEvent`` rows reading ``Rewound: <old type>`` (same RowKeys; replay skips them), so
+        the orchestrator schedules that work again. A failed sub-orchestration is started afresh rather
+        than rewound in place.
+        """
+        page = await self.hub.load_history(row.instance_id)
+        failed = {e["TaskScheduledId"] for e in page.events if e["EventType"] in REWOUND_FAILURES}
+        events: list[Event] = []
+        for event in page.events:
+            kind = event["EventType"]
+            if (kind in REWOUND_FAILURES or kind == EventType.ExecutionCompleted
+                    or (kind in REWOUND_SCHEDULES and event["EventId"] in failed)):
+                event = {**event, "EventType": int(EventType.GenericEvent),
+                         "Reason": f"Rewound: {EventType(kind).name}"}
+            events.append(event)
+        await self.hub.append_history(row.instance_id, page.execution_id or row.execution_id, 0, events, page.etag)
+        now = utcnow()
+        await self.hub.write_instance(replace_fields(row, runtime_status="Running", output=None, completed_time=None,
+                                                     last_updated_time=now), replace=True)
+        await self._send(row, new_event(EventType.GenericEvent, Data=reason))
 
     async def get(self, instance_id: str, *, fetch_input: bool = True) -> InstanceRow | None:
         return await self.hub.get_instance(instance_id, fetch_input=fetch_input)

@@ -68,6 +68,7 @@ class Triage:
     consumed: list[ReceivedMessage] = field(default_factory=list)  # delete after the checkpoint
     deferred: list[ReceivedMessage] = field(default_factory=list)  # not yet applicable: retry later
     start: Event | None = None  # ExecutionStarted of a new execution
+    redelivered: bool = False  # some message's effect is already in history: a crash came before its delete
 
 
 @dataclass
@@ -156,6 +157,7 @@ class EpisodeRunner:
                 started_id = event["OrchestrationInstance"]["ExecutionId"]
                 if started_id == execution_id:
                     result.consumed.append(message)  # a redelivered start of this execution
+                    result.redelivered = True
                     continue
                 row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
                 if row is not None and row.execution_id and row.execution_id != started_id:
@@ -187,11 +189,13 @@ class EpisodeRunner:
                 continue
             if completed:
                 result.consumed.append(message)  # the instance has finished: nothing can use it
+                result.redelivered = True
                 continue
             if kind in COMPLETIONS:
                 task_id = event["TaskScheduledId"]
                 if task_id in done_tasks:
                     result.consumed.append(message)
+                    result.redelivered = True
                     continue
                 if task_id not in scheduled:
                     result.deferred.append(message)  # arrived before the checkpoint that scheduled it
@@ -200,6 +204,7 @@ class EpisodeRunner:
             elif kind == EventType.TimerFired:
                 if event["TimerId"] in fired:
                     result.consumed.append(message)
+                    result.redelivered = True
                     continue
                 if event["TimerId"] not in timers:
                     result.deferred.append(message)
@@ -209,6 +214,7 @@ class EpisodeRunner:
                 fingerprint = (kind, event["Timestamp"], event.get("Name"))
                 if fingerprint in fingerprints:
                     result.consumed.append(message)
+                    result.redelivered = True
                     continue
                 fingerprints.add(fingerprint)
             result.new_events.append(event)
@@ -219,9 +225,12 @@ class EpisodeRunner:
     async def run(self, instance_id: str, messages: list[ReceivedMessage]) -> tuple[list[ReceivedMessage],
                                                                                    list[ReceivedMessage]]:
         """Process ``messages``; return (messages to delete, messages to retry later)."""
+        from_cache = instance_id in self.cache
         history = await self._history(instance_id)
         triage = await self.triage(instance_id, history, messages)
         if not triage.new_events:
+            if triage.redelivered and not from_cache:
+                await self.repair(instance_id, history)
             return triage.consumed, triage.deferred
 
         if triage.start is not None:
@@ -247,6 +256,31 @@ class EpisodeRunner:
         else:
             self.cache.pop(instance_id, None)
         return triage.consumed, triage.deferred
+
+
+    async def repair(self, instance_id: str, history: CachedHistory) -> None:
+        """Bring the Instances row up to the checkpoint, for a crash between the history and the row write.
+
+        The provider does the same when it finds a finished instance whose row disagrees. The custom
+        status lives only in the row, so it is recomputed by replaying the orchestrator over its history.
+        """
+        started = execution_of(history.events)
+        if started is None or history.execution_id is None:
+            return
+        completion = next((e for e in reversed(history.events) if e["EventType"] == EventType.ExecutionCompleted),
+                          None)
+        row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
+        if completion is not None and row is not None and row.execution_id == history.execution_id and (
+                row.runtime_status == OrchestrationStatus(completion["OrchestrationStatus"]).name):
+            return
+        last = parse_timestamp(history.events[-1]["Timestamp"])
+        episode = Episode(self, instance_id, history.execution_id, started, history.events, [], last)
+        terminated = completion is not None and completion["OrchestrationStatus"] == OrchestrationStatus.Terminated
+        if not terminated and not is_suspended(history.events):
+            result = await episode._replay(history.events, [], history.events)
+            episode.custom_status, episode.custom_status_known = result.custom_status, True
+        log.warning("Repairing the Instances row of '%s' from its history", instance_id)
+        await self.hub.merge_instance(instance_id, episode.instance_columns(history.events))
 
 
 class Episode:
@@ -434,18 +468,19 @@ class Episode:
             self.runner.on_sent(self.outbound)
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
-        await hub.merge_instance(self.instance_id, self._instance_columns())
+        await hub.merge_instance(self.instance_id, self.instance_columns(self.written))
         return new_etag
 
-    def _instance_columns(self) -> dict[str, Any]:
+    def instance_columns(self, events: list[Event]) -> dict[str, Any]:
+        """The columns a checkpoint of ``events`` sets on the Instances row (the provider's UpdateStateAsync)."""
         columns: dict[str, Any] = {
             "ExecutionId": self.execution_id,
-            "LastUpdatedTime": parse_timestamp(self.written[-1]["Timestamp"]),
+            "LastUpdatedTime": parse_timestamp(events[-1]["Timestamp"]),
             "TaskHubName": self.hub.name,
         }
         if self.custom_status_known:
             columns["CustomStatus"] = self.custom_status or "null"
-        for event in self.written:
+        for event in events:
             kind = event["EventType"]
             if kind == EventType.ExecutionStarted:
                 columns.update({

@@ -6,6 +6,7 @@ request goes; invoking functions is the worker's job and the Durable API is the 
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict
 
-from devhost.errors import AppLoadError, FunctionInvocationError
+from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
 from devhost.http.routes import RouteTable, decode_path, join_prefix
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
@@ -140,7 +141,13 @@ class HttpServer:
         self._runner = runner
         try:
             for host in self.hosts:
-                await web.TCPSite(runner, host, self.port, reuse_address=True).start()
+                try:
+                    await web.TCPSite(runner, host, self.port, reuse_address=True).start()
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise ConfigError(f"Port {self.port} is unavailable. Close the process using that port, "
+                                          "or specify another port using --port [-p].") from None
+                    raise ConfigError(f"cannot listen on {host}:{self.port}: {exc.strerror or exc}") from None
             for host in self.optional_hosts:
                 try:
                     await web.TCPSite(runner, host, self.port, reuse_address=True).start()

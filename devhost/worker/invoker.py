@@ -132,7 +132,7 @@ class Worker:
         except Exception as exc:
             elapsed = round((time.perf_counter() - started) * 1000)
             message = _exception_message(exc)
-            flog.info("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
+            flog.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
             stack, details = _user_traceback(exc)
             flog.error("Exception while executing function: Functions.%s. Result: Failure\nException: %s\n"
                        "Stack: %s", fn.name, message, stack.rstrip())

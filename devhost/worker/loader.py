@@ -139,10 +139,17 @@ def _module_under(name: str, root: Path) -> bool:
     return bool(file) and _is_under(Path(file), root)
 
 
+_DEVHOST_DIR = Path(__file__).resolve().parent.parent
+
+
 def _is_under(path: Path, root: Path) -> bool:
+    """Whether ``path`` is app code under ``root`` (not a venv package, not devhost itself)."""
+    resolved = path.resolve()
     try:
-        path.resolve().relative_to(root.resolve())
+        resolved.relative_to(root.resolve())
     except ValueError:
+        return False
+    if resolved.is_relative_to(_DEVHOST_DIR):
         return False
     return ".venv" not in path.parts and "site-packages" not in path.parts
 
@@ -153,7 +160,8 @@ def _describe(exc: BaseException, app_dir: Path) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_under(Path(f.filename), app_dir)]
     if frames:
         last = frames[-1]
-        text += f" (at {Path(last.filename).name}:{last.lineno})"
+        where = Path(last.filename).resolve().relative_to(app_dir.resolve())
+        text += f" (at {where.as_posix()}:{last.lineno})"
     return text
 
 

@@ -182,7 +182,7 @@ def running_backend(backend: FakeDurableBackend) -> Iterator[FakeDurableBackend]
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     backend.base_url = f"http://127.0.0.1:{port}/durabletask/"
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

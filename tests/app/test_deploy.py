@@ -79,14 +79,24 @@ def test_app_indexes_from_a_clean_environment(tmp_path: Path) -> None:
     assert not any(path.startswith(("tests/", "devhost/", ".venv/")) for path in copied)
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], tmp_path, timeout=120)
+    # No pip inside the venv: bootstrapping it (ensurepip) takes longer than the install itself. The
+    # test environment's pip installs into the venv through --python, so the venv ends up holding only
+    # the requirements and what they pull in.
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, timeout=60)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    run([str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"], app_dir, timeout=240)
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "-r", "requirements.txt"]
+    run(install, app_dir, timeout=240)
     report: dict[str, Any] = json.loads(run([str(python), "-c", INDEX_SCRIPT], app_dir, timeout=60))
 
     assert report["foreignModules"] == []
     functions = {entry["name"]: entry for entry in report["functions"]}
-    assert set(functions) == ALL_FUNCTIONS
+    assert ALL_FUNCTIONS <= set(functions)
+    durable = {
+        name
+        for name, entry in functions.items()
+        if entry["bindings"][0]["type"] in {"orchestrationTrigger", "activityTrigger"}
+    }
+    assert durable == {*ORCHESTRATORS, *ACTIVITIES}
     assert all(entry["scriptFile"] == "function_app.py" for entry in functions.values())
     for name in ORCHESTRATORS:
         assert functions[name]["bindings"] == [{"direction": "IN", "type": "orchestrationTrigger", "name": "context"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import azure.durable_functions as df
 
@@ -17,8 +18,10 @@ def sdk_client(host: RunningHost) -> df.DurableOrchestrationClient:
     return df.DurableOrchestrationClient(binding)
 
 
-async def wait_status(client: df.DurableOrchestrationClient, instance_id: str, predicate, timeout: float = 20):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def wait_status(client: df.DurableOrchestrationClient, instance_id: str,
+                      predicate: Callable[[df.DurableOrchestrationStatus], bool],
+                      within: float = 20) -> df.DurableOrchestrationStatus:
+    deadline = time.monotonic() + within
     while True:
         status = await client.get_status(instance_id)
         if status and predicate(status):

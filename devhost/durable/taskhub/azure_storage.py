@@ -16,15 +16,17 @@ from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob import LinearRetry as BlobLinearRetry
 from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue import LinearRetry as QueueLinearRetry
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from devhost.durable.history import Event, format_timestamp, utcnow
-from devhost.durable.taskhub import codec, keys
+from devhost.durable.taskhub import codec, keys, table_batch
 from devhost.durable.taskhub.base import (
     WORK_ITEM_QUEUE,
     HistoryPage,
@@ -38,10 +40,12 @@ from devhost.durable.taskhub.large_payloads import (
     MAX_QUEUE_MESSAGE_BYTES,
     OFFLOADABLE_PROPERTIES,
     BlobPayloadStore,
+    blob_folder,
     exceeds_table_property_limit,
     history_blob_name,
     message_blob_name,
 )
+from devhost.durable.taskhub.table_batch import BatchError, BatchOperation
 from devhost.errors import CheckpointConflict, TaskHubError
 
 log = logging.getLogger("devhost.taskhub")
@@ -58,6 +62,16 @@ def quiet_azure_logging() -> None:
     azure_logger = logging.getLogger("azure")
     if azure_logger.level == logging.NOTSET or azure_logger.level < logging.WARNING:
         azure_logger.setLevel(logging.WARNING)
+
+
+def _local_transport() -> AioHttpTransport:
+    """An HTTP transport that ignores proxy/netrc environment settings.
+
+    With the SDK default (``trust_env=True``) aiohttp looks up ``~/.netrc`` and the proxy variables in a
+    worker thread on every request: two thread hand-offs per storage call, and a proxy could even
+    capture loopback traffic to Azurite.
+    """
+    return AioHttpTransport(use_env_settings=False)
 
 
 def _utf8_length_exceeds(text: str, limit: int) -> bool:
@@ -95,13 +109,30 @@ class AzureStorageTaskHub:
         quiet_azure_logging()
         self.name = hub_name
         self.partition_count = partition_count
-        self._table_service = TableServiceClient.from_connection_string(connection_string)
-        self._queue_service = QueueServiceClient.from_connection_string(connection_string)
-        self._blob_service = BlobServiceClient.from_connection_string(connection_string)
+        # Retries: a few quick ones. The SDK defaults back off for up to a minute, which only makes
+        # sense against a remote service; a local emulator either answers at once or is down.
+        self._table_service = TableServiceClient.from_connection_string(
+            connection_string,
+            transport=_local_transport(),
+            retry_total=3,
+            retry_backoff_factor=0.1,
+            retry_backoff_max=1.0,
+        )
+        self._queue_service = QueueServiceClient.from_connection_string(
+            connection_string,
+            transport=_local_transport(),
+            retry_policy=QueueLinearRetry(backoff=0.2, retry_total=3, random_jitter_range=0.1),
+        )
+        self._blob_service = BlobServiceClient.from_connection_string(
+            connection_string,
+            transport=_local_transport(),
+            retry_policy=BlobLinearRetry(backoff=0.2, retry_total=3, random_jitter_range=0.1),
+        )
 
         self.history_table_name = keys.history_table_name(hub_name)
         self.instances_table_name = keys.instances_table_name(hub_name)
         self._history: TableClient = self._table_service.get_table_client(self.history_table_name)
+        self._table_base_url = self._table_service.url.rstrip("/") + "/"  # account endpoint for $batch
         self._instances: TableClient = self._table_service.get_table_client(self.instances_table_name)
 
         self._control_names = [keys.control_queue_name(hub_name, i) for i in range(partition_count)]
@@ -408,25 +439,15 @@ class AzureStorageTaskHub:
         sentinel: dict[str, Any],
         etag: str | None,
     ) -> str:
-        operations: list[Any] = [("upsert", entity, {"mode": UpdateMode.REPLACE}) for entity in batch]
+        operations = [BatchOperation("upsert_replace", entity) for entity in batch]
         if etag is None:
-            operations.append(("create", sentinel))
+            operations.append(BatchOperation("create", sentinel))
         else:
-            operations.append(
-                (
-                    "update",
-                    sentinel,
-                    {
-                        "mode": UpdateMode.MERGE,
-                        "etag": etag,
-                        "match_condition": MatchConditions.IfNotModified,
-                    },
-                )
-            )
+            operations.append(BatchOperation("update_merge", sentinel, etag))
         try:
-            result = await self._history.submit_transaction(operations)
-        except TableTransactionError as exc:
-            if exc.status_code == 409 and etag is None:
+            result = await table_batch.submit(self._history, self._table_base_url, operations)
+        except BatchError as exc:
+            if exc.status == 409 and etag is None:
                 # A sentinel exists: fine if it belongs to an older execution (continue-as-new or a
                 # reused id), a split brain if it already names this one.
                 current = await self._read_sentinel(instance_id)
@@ -435,14 +456,12 @@ class AzureStorageTaskHub:
                         f"history of {instance_id!r} execution {execution_id} was written concurrently"
                     ) from exc
                 return await self._submit_checkpoint(instance_id, execution_id, batch, sentinel, current[1])
-            if exc.status_code in (404, 409, 412):
-                raise CheckpointConflict(
-                    f"history sentinel of {instance_id!r} moved (HTTP {exc.status_code})"
-                ) from exc
+            if exc.status in (404, 409, 412):
+                raise CheckpointConflict(f"history sentinel of {instance_id!r} moved ({exc})") from exc
             raise TaskHubError(f"writing history of {instance_id!r} failed: {exc}") from exc
         except AzureError as exc:
             raise TaskHubError(f"writing history of {instance_id!r} failed: {exc}") from exc
-        new_etag = result[-1].get("etag") if result else None
+        new_etag = result[-1] if result else None
         if new_etag:
             return str(new_etag)
         # Only if a service ever omitted per-operation ETags in the batch response.
@@ -582,7 +601,7 @@ class AzureStorageTaskHub:
             row_keys, instance_existed, blob_count = await asyncio.gather(
                 history_keys(),
                 self._delete_instance_row(pk),
-                self._payloads.delete_prefix({f"{pk}/", f"{instance_id}/"}),
+                self._payloads.delete_prefix({f"{pk}/", f"{blob_folder(instance_id)}/"}),
             )
             await asyncio.gather(
                 *(self._delete_history_rows(pk, row_keys[i : i + 100]) for i in range(0, len(row_keys), 100))
@@ -594,21 +613,24 @@ class AzureStorageTaskHub:
     async def _delete_instance_row(self, pk: str) -> bool:
         # A one-operation transaction reports 404, unlike delete_entity, so no read is needed first.
         try:
-            await self._instances.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": ""})])
-        except TableTransactionError as exc:
-            if exc.status_code == 404:
+            await table_batch.submit(
+                self._instances,
+                self._table_base_url,
+                [BatchOperation("delete", {"PartitionKey": pk, "RowKey": ""})],
+            )
+        except BatchError as exc:
+            if exc.status == 404:
                 return False
-            raise
+            raise TaskHubError(f"deleting Instances row {pk!r} failed: {exc}") from exc
         return True
 
     async def _delete_history_rows(self, pk: str, row_keys: list[str]) -> None:
+        operations = [BatchOperation("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in row_keys]
         try:
-            await self._history.submit_transaction(
-                [("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in row_keys]
-            )
-        except TableTransactionError as exc:
-            if exc.status_code != 404:
-                raise
+            await table_batch.submit(self._history, self._table_base_url, operations)
+        except BatchError as exc:
+            if exc.status != 404:
+                raise TaskHubError(f"purging history rows of {pk!r} failed: {exc}") from exc
             # Someone deleted a row meanwhile; delete the rest one by one (delete_entity ignores 404).
             await asyncio.gather(*(self._history.delete_entity(pk, rk) for rk in row_keys))
 
@@ -657,10 +679,10 @@ def build_instance_filter(query: InstanceQuery) -> tuple[str, dict[str, Any]]:
             alternatives.append(f"RuntimeStatus eq @rs{i}")
         clauses.append("( " + " or ".join(alternatives) + " )")
     if query.created_from is not None:
-        parameters["createdFrom"] = query.created_from
+        parameters["createdFrom"] = codec.aware(query.created_from)
         clauses.append("CreatedTime ge @createdFrom")
     if query.created_to is not None:
-        parameters["createdTo"] = query.created_to
+        parameters["createdTo"] = codec.aware(query.created_to)
         clauses.append("CreatedTime le @createdTo")
     if query.instance_id_prefix:
         # PartitionKeys are escaped ids, so the range is over the escaped prefix (as DTFx does).

@@ -163,6 +163,11 @@ def table_datetime(value: Any) -> datetime | None:
     raise TypeError(f"not a DateTime column value: {value!r}")
 
 
+def aware(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (what the engine means; never local time)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def dt_column(value: str | datetime) -> tuple[str, EdmType]:
     """An ``Edm.DateTime`` property for the table SDK (a string keeps all 7 fractional digits)."""
     return (to_table_datetime(value), EdmType.DATETIME)
@@ -186,8 +191,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    # The engine writes timestamps as strings; a stray datetime still gets the canonical text.
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=_COMPACT, ensure_ascii=False)
+    return json.dumps(value, separators=_COMPACT, ensure_ascii=False, default=_json_default)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -352,7 +364,7 @@ def dumps_envelope(envelope: Mapping[str, Any]) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:  # lone surrogates cannot be UTF-8: fall back to \u escapes
-        return json.dumps(envelope, separators=_COMPACT)
+        return json.dumps(envelope, separators=_COMPACT, default=_json_default)
 
 
 def parse_message_text(text: str | bytes) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from urllib.parse import quote, unquote
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import ContainerClient
 
+from devhost.durable.taskhub.keys import escape_partition_key
+
 MAX_QUEUE_MESSAGE_BYTES = 45 * 1024  # UTF-8 bytes of the serialized MessageData
 MAX_TABLE_PROPERTY_BYTES = 60 * 1024  # UTF-16 bytes of one string column
 # Columns the provider may move to blobs (``VariableSizeEntityProperties``).
@@ -61,9 +63,19 @@ def history_blob_name(partition_key: str, row_key: str, event_type: str, prop: s
     return f"{partition_key}/history-{row_key}-{event_type}-{random.getrandbits(31):08X}-{prop}.json.gz"
 
 
+def blob_folder(instance_id: str) -> str:
+    """The instance's folder for message blobs: the raw id as DTFx uses it, unless that cannot work.
+
+    Control characters cannot appear in blob listings (XML 1.0), so such ids use their escaped form.
+    """
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in instance_id):
+        return escape_partition_key(instance_id)
+    return instance_id
+
+
 def message_blob_name(instance_id: str, activity_id: str, event_type: str) -> str:
     """Blob name for a large queue message (``GetNewLargeMessageBlobName``)."""
-    return f"{instance_id}/message-{activity_id.replace('-', '').lower()}-{event_type}.json.gz"
+    return f"{blob_folder(instance_id)}/message-{activity_id.replace('-', '').lower()}-{event_type}.json.gz"
 
 
 def input_from_started_message(text: str) -> str | None:

@@ -263,9 +263,11 @@ class MemoryTaskHub:
             if statuses and entity.get("RuntimeStatus") not in statuses:
                 continue
             created = codec.table_datetime(entity.get("CreatedTime"))
-            if query.created_from is not None and (created is None or created < query.created_from):
+            if query.created_from is not None and (
+                created is None or created < codec.aware(query.created_from)
+            ):
                 continue
-            if query.created_to is not None and (created is None or created > query.created_to):
+            if query.created_to is not None and (created is None or created > codec.aware(query.created_to)):
                 continue
             matches.append(entity)
         next_token = None

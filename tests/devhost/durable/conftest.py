@@ -48,15 +48,15 @@ class Harness:
         return await self.client.start(name, instance_id, text)
 
     async def wait(self, instance_id: str, until: Callable[[InstanceRow], bool] | None = None,
-                   timeout: float = 10.0) -> InstanceRow:
+                   within: float = 10.0) -> InstanceRow:
         until = until or (lambda row: row.runtime_status in TERMINAL_STATUSES)
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while True:
             row = await self.hub.get_instance(instance_id)
             if row is not None and until(row):
                 return row
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"instance {instance_id} not there in {timeout} s: {row}")
+                raise AssertionError(f"instance {instance_id} not there in {within} s: {row}")
             await asyncio.sleep(0.01)
 
 

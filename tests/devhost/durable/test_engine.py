@@ -8,7 +8,7 @@ import json
 from devhost.durable.history import EventType
 from devhost.durable.taskhub.base import ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
-from tests.devhost.durable.conftest import Harness, run, running_engine
+from tests.devhost.durable.conftest import run, running_engine
 
 
 def kinds(events: list[dict]) -> list[str]:
@@ -42,7 +42,7 @@ def test_durable_timer_fires() -> None:
     async def scenario() -> None:
         async with running_engine() as h:
             instance = await h.start("Greeter", {"name": "Bo", "timeout": 1})
-            done = await h.wait(instance, timeout=10)
+            done = await h.wait(instance, within=10)
             assert json.loads(done.output) == {"greeting": "Hello Bo!", "go": None}
             history = (await h.hub.load_history(instance)).events
             fired = next(e for e in history if e["EventType"] == EventType.TimerFired)
@@ -179,8 +179,9 @@ def test_redelivered_messages_never_duplicate_history() -> None:
             await h.client.raise_event(row, "Go", json.dumps("again"))
             await h.wait(instance)
             # Leases of 0.3 s run out again and again: wait until every message came back at least twice.
-            deadline = asyncio.get_running_loop().time() + 10
-            while hub.redelivered < 8 and asyncio.get_running_loop().time() < deadline:
+            for _ in range(200):  # up to 10 s
+                if hub.redelivered >= 8:
+                    break
                 await asyncio.sleep(0.05)
             assert hub.redelivered >= 8
             history = (await hub.load_history(instance)).events
@@ -190,4 +191,54 @@ def test_redelivered_messages_never_duplicate_history() -> None:
             assert kinds(history).count("ExecutionStarted") == 1
             row = await hub.get_instance(instance)
             assert row is not None and json.loads(row.output) == {"greeting": "Hello Re!", "go": "again"}
+    run(scenario())
+
+
+def test_rewind_reruns_the_failed_activity() -> None:
+    """A failed instance rewound runs the failed activity again and completes; history keeps the rewound rows."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("FailsOnce", "rewind-key")
+            failed = await h.wait(instance)
+            assert failed.runtime_status == "Failed"
+            assert "Activity function 'Flaky' failed: RuntimeError: attempt 1 failed" in failed.output
+            # A second failure, then success: rewind twice.
+            await h.client.rewind(failed, "try again")
+            again = await h.wait(instance, lambda r: r.runtime_status == "Failed" and "attempt 2" in (r.output or ""))
+            await h.client.rewind(again, "once more")
+            done = await h.wait(instance, lambda r: r.runtime_status == "Completed")
+            assert json.loads(done.output) == "ok after 3"
+            history = (await h.hub.load_history(instance)).events
+            rewound = [e["Reason"] for e in history if e["EventType"] == EventType.GenericEvent and e.get("Reason")]
+            assert rewound.count("Rewound: TaskFailed") == 2 and rewound.count("Rewound: ExecutionCompleted") == 2
+    run(scenario())
+
+
+class LosesFinalRowWrite(MemoryTaskHub):
+    """Fails the first Instances write that would mark an instance finished, as a crash right before it would."""
+
+    lost = False
+
+    async def merge_instance(self, instance_id: str, columns: dict) -> None:  # type: ignore[type-arg]
+        if columns.get("RuntimeStatus") == "Completed" and not self.lost:
+            self.lost = True
+            raise ConnectionError("process died between the history checkpoint and the Instances row")
+        await super().merge_instance(instance_id, columns)
+
+
+def test_row_repaired_after_crash_between_history_and_row() -> None:
+    """When history holds the completion but the row write was lost, the redelivered message repairs the row."""
+    async def scenario() -> None:
+        hub = LosesFinalRowWrite("EngineToy")
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Rep", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            await h.client.raise_event(row, "Go", json.dumps("late"))
+            done = await h.wait(instance, within=15)
+            assert hub.lost
+            assert done.runtime_status == "Completed"
+            assert json.loads(done.output) == {"greeting": "Hello Rep!", "go": "late"}
+            assert json.loads(done.custom_status) == {"greeting": "Hello Rep!"}
+            history = (await hub.load_history(instance)).events
+            assert kinds(history).count("ExecutionCompleted") == 1
     run(scenario())

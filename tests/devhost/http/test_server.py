@@ -15,7 +15,7 @@ from devhost.durable.binding import client_binding_json
 from devhost.host import Host
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.worker.invoker import Worker
-from tests.devhost.http.conftest import APPS, LoopThread, http
+from tests.devhost.http.support import APPS, LoopThread, http
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def durable_origin(loop_thread: LoopThread) -> Iterator[tuple[str, RecordingDura
 
 def test_durable_api_is_mounted_on_both_prefixes(durable_origin: tuple[str, RecordingDurableApi]) -> None:
     """Webhook and RPC paths reach handle_api, case-insensitively, with the tail and the rpc flag."""
-    origin, api = durable_origin
+    origin, _ = durable_origin
     webhook = json.loads(http("GET", f"{origin}/runtime/webhooks/DurableTask/instances/abc?taskHub=x").body)
     rpc = json.loads(http("DELETE", f"{origin}/durabletask/instances/abc").body)
     assert webhook == {"path": "instances/abc", "rpc": False}

@@ -334,3 +334,30 @@ def test_purge_removes_history_and_instance(open_hub: HubFactory) -> None:
             assert await hub.purge_instance("inst-p") is False
 
     run(body())
+
+
+def test_awkward_instance_ids(open_hub: HubFactory) -> None:
+    """Ids with quotes, escaped and control characters work for history, rows, queries, messages and purge."""
+
+    async def body() -> None:
+        async with open_hub() as env:
+            hub = env.hub
+            instance_id = "o'brien/x?#^\x01é"
+            etag = await hub.append_history(instance_id, "e1", 0, episode(), None)
+            etag = await hub.append_history(instance_id, "e1", 4, [ALL_EVENTS[5]], etag)
+            page = await hub.load_history(instance_id)
+            assert page.events == [*episode(), ALL_EVENTS[5]] and page.etag == etag
+            await hub.write_instance(InstanceRow(instance_id=instance_id, name="Orch"), replace=True)
+            got = await hub.get_instance(instance_id)
+            assert got is not None and got.instance_id == instance_id
+            found, _ = await hub.query_instances(InstanceQuery(instance_id_prefix="o'brien/"))
+            assert [r.instance_id for r in found] == [instance_id]
+            await hub.send(
+                [OutboundMessage(event=ALL_EVENTS[15], instance_id=instance_id, execution_id="e1")]
+            )
+            [msg] = await _receive_until(env, hub.control_queue_name(instance_id), 1)
+            assert msg.instance_id == instance_id and msg.event == ALL_EVENTS[15]
+            assert await hub.purge_instance(instance_id) is True
+            assert await hub.get_instance(instance_id) is None
+
+    run(body())

@@ -130,7 +130,7 @@ def test_parameters_must_match_bindings(tmp_path: Path) -> None:
         def x(req: func.HttpRequest, extra: str) -> func.HttpResponse:
             return func.HttpResponse("")
     """)
-    with pytest.raises(AppLoadError, match="declared in Python but not in function.json"):
+    with pytest.raises(AppLoadError, match=r"declared in Python but not in function\.json"):
         load(config)
 
 

@@ -97,3 +97,8 @@ def Flaky(key: str) -> str:
     if _flaky_calls[key] < 3:
         raise RuntimeError(f"attempt {_flaky_calls[key]} failed")
     return f"ok after {_flaky_calls[key]}"
+
+
+@app.orchestration_trigger(context_name="context")
+def FailsOnce(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("Flaky", context.get_input()))

@@ -1,0 +1,199 @@
+"""Start and stop what the benchmark measures: Azurite, devhost (optionally under py-spy), peer processes.
+
+Every child is started in its own session, so a Ctrl-C in the terminal reaches only the bench, which then
+stops its children in order (devhost first, then Azurite) from ``finally`` blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devhost.azurite import AzuriteProcess, free_port, start_temporary_azurite
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENCH_APP = Path(__file__).resolve().parent / "app"
+
+
+def start_azurite() -> AzuriteProcess:
+    """Azurite on free ports with a temporary on-disk location (disk mode: see the toolchain notes)."""
+    return start_temporary_azurite(search_from=PROJECT_ROOT)
+
+
+def stop_azurite(azurite: AzuriteProcess) -> None:
+    azurite.stop()
+    shutil.rmtree(azurite.location, ignore_errors=True)
+
+
+def new_hub_name(tag: str) -> str:
+    return f"bench{tag}{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Devhost:
+    """One devhost process serving one app on one task hub."""
+
+    process: subprocess.Popen[bytes]  # devhost itself, or py-spy with devhost as its child
+    pid: int  # the devhost Python process (for /proc/<pid>/status)
+    port: int
+    hub: str
+    log_path: Path
+    ready_s: float
+    profile_raw: Path | None = None
+    stopped: bool = field(default=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM devhost (a clean stop, which also lets py-spy write its profile), then kill if needed."""
+        if self.stopped:
+            return
+        self.stopped = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _child_pid(parent: int, timeout: float = 10.0) -> int:
+    """The first child of ``parent`` (py-spy spawns devhost), from /proc."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            if children:
+                return int(children[0])
+        time.sleep(0.01)
+    raise RuntimeError(f"process {parent} started no child within {timeout} s")
+
+
+def _wait_ready(host: Devhost, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"{host.base_url}/admin/host/status"
+    while time.monotonic() < deadline:
+        if host.process.poll() is not None:
+            raise RuntimeError(f"devhost exited with {host.process.returncode}:\n{host.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if json.loads(reply.read()).get("state") == "Running":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"devhost not ready within {timeout} s:\n{host.log_tail()}")
+
+
+def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PROJECT_ROOT, tag: str = "",
+                  profile: bool = False, timeout: float = 60.0) -> Devhost:
+    """``python -m devhost start`` on a free port and a fresh task hub; returns once it reports Running.
+
+    ``ready_s`` is the time from spawning the process to the first ``Running`` from /admin/host/status.
+    With ``profile``, devhost runs under ``py-spy record`` (raw collapsed stacks, by function).
+    """
+    port = free_port()
+    hub = new_hub_name(tag)
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": storage_connection,
+        "AzureFunctionsJobHost__extensions__durableTask__hubName": hub,
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(app_dir)]
+    profile_raw: Path | None = None
+    if profile:
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy is None:
+            raise RuntimeError("--profile needs py-spy: pip install -r bench/requirements.txt")
+        profile_raw = workdir / f"profile-{hub}.raw.txt"
+        command = [py_spy, "record", "--format", "raw", "--function", "--nonblocking", "--rate", "250",
+                   "--output", str(profile_raw), "--", *command]
+    log_path = workdir / f"devhost-{hub}.log"
+    began = time.perf_counter()
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        pid = _child_pid(process.pid) if profile else process.pid
+        host = Devhost(process, pid, port, hub, log_path, 0.0, profile_raw)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    try:
+        _wait_ready(host, timeout)
+    except BaseException:
+        host.stop()
+        raise
+    host.ready_s = time.perf_counter() - began
+    return host
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of ``pid`` in KiB, from /proc/<pid>/status."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def delete_task_hub(storage_connection: str, hub: str) -> None:
+    """Drop what a benchmark hub left in Azurite (tables, queues, containers), so later phases stay fast."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    lowered = hub.lower()
+    with TableServiceClient.from_connection_string(storage_connection) as tables:
+        for table in list(tables.list_tables()):
+            if table.name.lower().startswith(lowered):
+                tables.delete_table(table.name)
+    with QueueServiceClient.from_connection_string(storage_connection) as queues:
+        for queue in list(queues.list_queues(name_starts_with=lowered)):
+            queues.delete_queue(queue.name)
+    with BlobServiceClient.from_connection_string(storage_connection) as blobs:
+        for container in list(blobs.list_containers(name_starts_with=lowered)):
+            blobs.delete_container(container.name)
+
+
+def run_peer(module: str, args: list[str], timeout: float) -> dict[str, object]:
+    """Run ``python -m module args`` (stderr passes through for its progress) and parse its last stdout line."""
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} failed with exit code {process.returncode}")
+    result: dict[str, object] = json.loads(lines[-1])
+    return result

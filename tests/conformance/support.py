@@ -1,0 +1,185 @@
+"""Blocking HTTP helpers for the conformance suite: one `DurableApi` per base path, polling with deadlines.
+
+Standard library only, so what is asserted is exactly what went over the wire: status codes, raw header
+values and body bytes. Requests never follow redirects and never add headers of their own beyond
+`Content-Type` (when a body is sent) and the ones a test passes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tests.e2e.conftest import RunningHost
+
+STATUS_FIELDS = ["name", "instanceId", "runtimeStatus", "input", "customStatus", "output", "createdTime",
+                 "lastUpdatedTime"]
+CHECK_STATUS_FIELDS = ["id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri", "purgeHistoryDeleteUri",
+                       "restartPostUri", "suspendPostUri", "resumePostUri"]
+STATUS_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+HISTORY_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+ACTIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
+TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
+_NO_BODY = object()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    url: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.url} {self.body[:300]!r}>"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
+def request(method: str, url: str, body: Any = _NO_BODY, *, raw: bytes | None = None,
+            content_type: str | None = "application/json", headers: dict[str, str] | None = None,
+            timeout: float = 30.0) -> Reply:
+    """One HTTP request; `body` is JSON-encoded, `raw` is sent as is (b"" sends Content-Length: 0)."""
+    data = raw if raw is not None else (None if body is _NO_BODY else json.dumps(body).encode())
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None and content_type is not None:
+        req.add_header("Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with _OPENER.open(req, timeout=timeout) as response:
+            return Reply(response.status, dict(response.headers.items()), response.read(), url)
+    except urllib.error.HTTPError as err:
+        return Reply(err.code, dict(err.headers.items()), err.read(), url)
+
+
+def new_id(prefix: str = "cf") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def deadline_poll(fetch: Callable[[], Any], until: Callable[[Any], bool], *, timeout: float = 20.0,
+                  interval: float = 0.03, what: str = "condition") -> Any:
+    """Call `fetch` until `until(result)` holds; fail with the last result once `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if until(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s; last: {result!r}")
+        time.sleep(interval)
+
+
+@dataclass
+class DurableApi:
+    """The Durable HTTP API under one base: the public webhook path or the RPC path."""
+
+    host: RunningHost
+    kind: str  # "webhook" or "rpc"
+
+    @property
+    def base(self) -> str:
+        if self.kind == "rpc":
+            return f"http://127.0.0.1:{self.host.port}/durabletask/"
+        return f"{self.host.base_url}/runtime/webhooks/durabletask/"
+
+    @property
+    def links_base(self) -> str:
+        """Where generated links point: the request's origin plus the public webhook path."""
+        origin = f"http://127.0.0.1:{self.host.port}" if self.kind == "rpc" else self.host.base_url
+        return f"{origin}/runtime/webhooks/durabletask"
+
+    def url(self, path: str, query: dict[str, Any] | Iterable[tuple[str, Any]] | None = None) -> str:
+        url = self.base + path.lstrip("/")
+        if query:
+            url += "?" + urlencode(query, quote_via=quote)
+        return url
+
+    def get(self, path: str, query: Any = None, **kwargs: Any) -> Reply:
+        return request("GET", self.url(path, query), **kwargs)
+
+    def post(self, path: str, body: Any = _NO_BODY, query: Any = None, **kwargs: Any) -> Reply:
+        if body is _NO_BODY and "raw" not in kwargs:
+            kwargs["raw"] = b""
+            kwargs.setdefault("content_type", None)
+        return request("POST", self.url(path, query), body, **kwargs)
+
+    def delete(self, path: str, query: Any = None, **kwargs: Any) -> Reply:
+        return request("DELETE", self.url(path, query), **kwargs)
+
+    # -- instance helpers ---------------------------------------------------------------------
+    def start(self, name: str, body: Any = _NO_BODY, instance_id: str | None = None, **kwargs: Any) -> str:
+        path = f"orchestrators/{name}" + (f"/{quote(instance_id, safe='')}" if instance_id else "")
+        reply = self.post(path, body, **kwargs)
+        assert reply.status == 202, reply
+        return str(reply.json["id"])
+
+    def status(self, instance_id: str, **query: Any) -> Reply:
+        return self.get(f"instances/{quote(instance_id, safe='')}", query or None)
+
+    def wait(self, instance_id: str, until: Callable[[dict[str, Any]], bool], *, timeout: float = 20.0,
+             what: str = "status", **query: Any) -> dict[str, Any]:
+        def fetch() -> dict[str, Any] | Reply:
+            reply = self.status(instance_id, **query)
+            return reply.json if reply.status in (200, 202, 500) and reply.body else reply
+
+        return deadline_poll(fetch, lambda s: isinstance(s, dict) and until(s), timeout=timeout,
+                             what=f"{what} of {instance_id}")
+
+    def wait_status(self, instance_id: str, *statuses: str, timeout: float = 20.0, **query: Any) -> dict[str, Any]:
+        return self.wait(instance_id, lambda s: s["runtimeStatus"] in statuses, timeout=timeout,
+                         what=f"runtimeStatus in {statuses}", **query)
+
+    def wait_custom(self, instance_id: str, key: str, *, timeout: float = 20.0) -> dict[str, Any]:
+        return self.wait(instance_id, lambda s: isinstance(s["customStatus"], dict) and key in s["customStatus"],
+                         timeout=timeout, what=f"customStatus with {key!r}")
+
+    def wait_all(self, instance_ids: Iterable[str], *statuses: str, timeout: float = 20.0) -> list[dict[str, Any]]:
+        return [self.wait_status(iid, *statuses, timeout=timeout) for iid in instance_ids]
+
+    def waiting_ticket(self, instance_id: str | None = None, user: str = "conformance-user",
+                       discount_timeout: int = 600) -> str:
+        """A ReserveTicket instance that has shown its discount and now waits for BookingConfirmed."""
+        iid = self.start("ReserveTicket", {"userId": user, "discountTimeout": discount_timeout}, instance_id or new_id())
+        self.wait_custom(iid, "discount")
+        return iid
+
+    def completed_steps(self, instance_id: str | None = None) -> str:
+        """A SetStatusTest instance run to completion (no timers between its three steps)."""
+        iid = self.start("SetStatusTest", {"stepDelaySeconds": 0}, instance_id or new_id())
+        self.wait_status(iid, "Completed")
+        return iid
+
+    def failed_city(self, instance_id: str | None = None) -> str:
+        """A CityRecommender instance started with an invalid choice, so the orchestrator raised."""
+        iid = self.start("CityRecommender", 7, instance_id or new_id())
+        self.wait_status(iid, "Failed")
+        return iid
+
+    def terminated_ticket(self, instance_id: str | None = None, reason: str = "done") -> str:
+        iid = self.waiting_ticket(instance_id)
+        assert self.post(f"instances/{iid}/terminate", query={"reason": reason}).status == 202
+        self.wait_status(iid, "Terminated")
+        return iid

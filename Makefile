@@ -29,5 +29,9 @@ lint: setup
 format: setup
 	$(PY) -m ruff format .
 
+bench: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	$(PY) -m bench
+
 clean:
 	rm -rf $(VENV) node_modules .devhost .pytest_cache .ruff_cache

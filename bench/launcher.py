@@ -44,14 +44,17 @@ def new_hub_name(tag: str) -> str:
 class Devhost:
     """One devhost process serving one app on one task hub."""
 
-    process: subprocess.Popen[bytes]  # devhost itself, or py-spy with devhost as its child
-    pid: int  # the devhost Python process (for /proc/<pid>/status)
+    process: subprocess.Popen[bytes]
     port: int
     hub: str
     log_path: Path
     ready_s: float
-    profile_raw: Path | None = None
+    profiler: Profiler | None = None
     stopped: bool = field(default=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     @property
     def base_url(self) -> str:
@@ -61,34 +64,53 @@ class Devhost:
         return self.log_path.read_text(errors="replace")[-chars:]
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM devhost (a clean stop, which also lets py-spy write its profile), then kill if needed."""
+        """Stop the profiler (it writes its file), then SIGTERM devhost (a clean stop), then kill if needed."""
         if self.stopped:
             return
         self.stopped = True
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
+        if self.profiler is not None:
+            self.profiler.stop()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class Profiler:
+    """``py-spy record --pid`` attached to a running process; SIGINT makes it write its samples and exit."""
+
+    RATE = 250
+
+    def __init__(self, pid: int, output: Path) -> None:
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy is None:
+            raise RuntimeError("--profile needs py-spy: pip install -r bench/requirements.txt")
+        self.output = output
+        self.log_path = output.with_suffix(".log")
+        # raw = collapsed stacks; --function aggregates by function; --nonblocking does not pause devhost.
+        command = [py_spy, "record", "--pid", str(pid), "--format", "raw", "--function", "--nonblocking",
+                   "--full-filenames", "--rate", str(self.RATE), "--output", str(output)]
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        self.started = time.perf_counter()
+        self.seconds = 0.0
+        time.sleep(0.3)  # let it attach before the workload starts
+        if self.process.poll() is not None:
+            raise RuntimeError(f"py-spy could not attach to {pid}: {self.log_path.read_text(errors='replace')}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.seconds = time.perf_counter() - self.started
+            self.process.send_signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
-
-
-def _child_pid(parent: int, timeout: float = 10.0) -> int:
-    """The first child of ``parent`` (py-spy spawns devhost), from /proc."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-            if children:
-                return int(children[0])
-        time.sleep(0.01)
-    raise RuntimeError(f"process {parent} started no child within {timeout} s")
 
 
 def _wait_ready(host: Devhost, timeout: float) -> None:
@@ -112,7 +134,7 @@ def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PRO
     """``python -m devhost start`` on a free port and a fresh task hub; returns once it reports Running.
 
     ``ready_s`` is the time from spawning the process to the first ``Running`` from /admin/host/status.
-    With ``profile``, devhost runs under ``py-spy record`` (raw collapsed stacks, by function).
+    With ``profile``, py-spy attaches once devhost is ready, so start-up imports stay out of the profile.
     """
     port = free_port()
     hub = new_hub_name(tag)
@@ -123,32 +145,20 @@ def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PRO
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(app_dir)]
-    profile_raw: Path | None = None
-    if profile:
-        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
-        if py_spy is None:
-            raise RuntimeError("--profile needs py-spy: pip install -r bench/requirements.txt")
-        profile_raw = workdir / f"profile-{hub}.raw.txt"
-        command = [py_spy, "record", "--format", "raw", "--function", "--nonblocking", "--rate", "250",
-                   "--output", str(profile_raw), "--", *command]
     log_path = workdir / f"devhost-{hub}.log"
     began = time.perf_counter()
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        pid = _child_pid(process.pid) if profile else process.pid
-        host = Devhost(process, pid, port, hub, log_path, 0.0, profile_raw)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
+    host = Devhost(process, port, hub, log_path, 0.0)
     try:
         _wait_ready(host, timeout)
+        host.ready_s = time.perf_counter() - began
+        if profile:
+            host.profiler = Profiler(process.pid, workdir / f"profile-{hub}.raw.txt")
     except BaseException:
         host.stop()
         raise
-    host.ready_s = time.perf_counter() - began
     return host
 
 

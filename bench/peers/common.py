@@ -79,7 +79,7 @@ def run_threaded_phase(label: str, flow: Callable[[int], FlowTiming], instances:
                 return
             try:
                 timings.append(flow(offset + i))
-            except Exception as exc:  # noqa: BLE001 - counted and reported
+            except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 if len(errors) > 20:
                     return

@@ -67,7 +67,7 @@ async def run_phase(label: str, address: str, instances: int, concurrency: int, 
                 return
             try:
                 timings.append(await flow(i))
-            except Exception as exc:  # noqa: BLE001 - counted and reported
+            except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 if len(errors) > 20:
                     return
@@ -92,7 +92,10 @@ def main() -> None:
     port = free_port()
     address = f"localhost:{port}"
     backend = create_test_backend(port=port)
-    worker = TaskHubGrpcWorker(host_address=address, log_handler=logging.NullHandler())
+    quiet = logging.getLogger("bench.durabletask")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    worker = TaskHubGrpcWorker(host_address=address, logger=quiet)
 
     def calculate_discount(ctx: task.ActivityContext, user_id: str) -> int:
         return discount_for(user_id)

@@ -162,7 +162,8 @@ class DurableApi:
     def waiting_ticket(self, instance_id: str | None = None, user: str = "conformance-user",
                        discount_timeout: int = 600) -> str:
         """A ReserveTicket instance that has shown its discount and now waits for BookingConfirmed."""
-        iid = self.start("ReserveTicket", {"userId": user, "discountTimeout": discount_timeout}, instance_id or new_id())
+        ticket = {"userId": user, "discountTimeout": discount_timeout}
+        iid = self.start("ReserveTicket", ticket, instance_id or new_id())
         self.wait_custom(iid, "discount")
         return iid
 

@@ -3,7 +3,9 @@
 Tables ``{hub}Instances`` / ``{hub}History``, queues ``{hub}-control-NN`` / ``{hub}-workitems``, containers
 ``{hub}-largemessages`` / ``{hub}-leases`` (spec Part B). One service client per storage service, created
 once; table/queue/container clients are cached and share their service client's HTTP session, because
-on two cores the Python-side cost of each storage call matters as much as the number of calls.
+on two cores the Python-side cost of each storage call matters as much as the number of calls. For the
+same reason the per-message and per-episode calls go through ``rest`` and ``table_batch`` (plain REST
+requests on the SDK clients' pipelines); the rare ones use the SDK methods directly.
 """
 
 from __future__ import annotations
@@ -11,22 +13,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.core.pipeline.transport import AioHttpTransport
-from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
-from azure.storage.blob import LinearRetry as BlobLinearRetry
 from azure.storage.blob.aio import BlobServiceClient
-from azure.storage.queue import LinearRetry as QueueLinearRetry
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from devhost.durable.history import Event, format_timestamp, utcnow
-from devhost.durable.taskhub import codec, keys, table_batch
+from devhost.durable.taskhub import codec, keys, rest, table_batch
 from devhost.durable.taskhub.base import (
     WORK_ITEM_QUEUE,
     HistoryPage,
@@ -52,9 +52,19 @@ log = logging.getLogger("devhost.taskhub")
 
 T = TypeVar("T")
 
+_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,49}")
 MAX_BATCH_ROWS = 99  # + the sentinel = the 100-operation limit of one table transaction
 MAX_BATCH_BYTES = 3 * 1024 * 1024  # stay well below the 4 MB transaction payload limit
 _INSTANCE_BLOB_COLUMNS = ("Input", "Output")
+# A few quick retries. The SDK defaults back off for up to a minute, which suits a remote service; a
+# local emulator either answers at once or is down.
+_TABLE_RETRY: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.1, "retry_backoff_max": 1.0}
+_STORAGE_RETRY: dict[str, Any] = {
+    "retry_total": 3,
+    "initial_backoff": 0.2,
+    "increment_base": 0.3,
+    "random_jitter_range": 0.1,
+}
 
 
 def quiet_azure_logging() -> None:
@@ -74,6 +84,11 @@ def _local_transport() -> AioHttpTransport:
     return AioHttpTransport(use_env_settings=False)
 
 
+def _plainly_inline(text: str) -> bool:
+    """Raw JSON with a TaskMessage: decodable at once. Anything else may be (Base64 of) a blob wrapper."""
+    return text.startswith("{") and '"TaskMessage"' in text
+
+
 def _utf8_length_exceeds(text: str, limit: int) -> bool:
     if len(text) * 4 <= limit:  # even 4-byte characters throughout would fit
         return False
@@ -83,20 +98,21 @@ def _utf8_length_exceeds(text: str, limit: int) -> bool:
 
 
 def _estimated_bytes(entity: dict[str, Any]) -> int:
-    """Rough request size of one row: JSON of ASCII-ish text is ~1 byte a char, plus overhead per column."""
-    size = 200
+    """Pessimistic request size of one row in ``table_batch.entity_json`` (ASCII-escaped JSON)."""
+    size = 300
     for key, value in entity.items():
         size += len(key) + 40
         if isinstance(value, str):
-            size += len(value) * 2  # pessimistic: JSON escapes and multi-byte characters
+            # Escaped quotes/backslashes double ASCII text; anything else becomes a 6-byte \uXXXX.
+            size += len(value) * (2 if value.isascii() else 6)
     return size
 
 
 async def _guard(what: str, call: Awaitable[T]) -> T:
-    """Await a storage call, turning SDK errors into ``TaskHubError``."""
+    """Await a storage call, turning SDK and REST errors into ``TaskHubError``."""
     try:
         return await call
-    except AzureError as exc:
+    except (AzureError, rest.StorageCallError) as exc:
         raise TaskHubError(f"{what} failed: {exc}") from exc
 
 
@@ -106,27 +122,22 @@ class AzureStorageTaskHub:
     def __init__(self, connection_string: str, hub_name: str, partition_count: int = 4) -> None:
         if not 1 <= partition_count <= 16:
             raise ValueError("partition_count must be between 1 and 16")
+        if not _HUB_NAME.fullmatch(hub_name):
+            # Table names allow only these; the extension enforces the same rule.
+            raise ValueError(
+                f"task hub name {hub_name!r} must be 3-50 letters or digits, starting with a letter"
+            )
         quiet_azure_logging()
         self.name = hub_name
         self.partition_count = partition_count
-        # Retries: a few quick ones. The SDK defaults back off for up to a minute, which only makes
-        # sense against a remote service; a local emulator either answers at once or is down.
         self._table_service = TableServiceClient.from_connection_string(
-            connection_string,
-            transport=_local_transport(),
-            retry_total=3,
-            retry_backoff_factor=0.1,
-            retry_backoff_max=1.0,
+            connection_string, transport=_local_transport(), **_TABLE_RETRY
         )
         self._queue_service = QueueServiceClient.from_connection_string(
-            connection_string,
-            transport=_local_transport(),
-            retry_policy=QueueLinearRetry(backoff=0.2, retry_total=3, random_jitter_range=0.1),
+            connection_string, transport=_local_transport(), **_STORAGE_RETRY
         )
         self._blob_service = BlobServiceClient.from_connection_string(
-            connection_string,
-            transport=_local_transport(),
-            retry_policy=BlobLinearRetry(backoff=0.2, retry_total=3, random_jitter_range=0.1),
+            connection_string, transport=_local_transport(), **_STORAGE_RETRY
         )
 
         self.history_table_name = keys.history_table_name(hub_name)
@@ -157,6 +168,12 @@ class AzureStorageTaskHub:
         ``taskhub.json`` is written last, so its presence means an earlier call finished everything.
         Every create tolerates "already exists", so concurrent or repeated calls are safe.
         """
+        try:
+            await self._create_all()
+        except AzureError as exc:
+            raise TaskHubError(f"cannot create task hub {self.name} in storage: {exc}") from exc
+
+    async def _create_all(self) -> None:
         info = await self._read_taskhub_info()
         if info is not None and info.get("PartitionCount") == self.partition_count:
             return
@@ -271,10 +288,7 @@ class AzureStorageTaskHub:
         delay = 0
         if message.visible_at is not None:
             delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
-        await _guard(
-            f"sending to {queue}",
-            self._queue_clients[queue].send_message(text, visibility_timeout=delay or None, time_to_live=-1),
-        )
+        await _guard(f"sending to {queue}", rest.put_message(self._queue_clients[queue], text, delay))
 
     async def receive(
         self, queue: str, max_messages: int, visibility_timeout: float
@@ -285,39 +299,55 @@ class AzureStorageTaskHub:
         """
         client = self._queue_client(queue)
         count = max(1, min(32, max_messages))
-        pages = client.receive_messages(
-            messages_per_page=count,
-            max_messages=count,
-            visibility_timeout=max(1, codec.visibility_seconds(visibility_timeout)),
-        ).by_page()
-        raw: list[Any] = []
-        try:
-            async for page in pages:  # only the first page: later pages would be extra round trips
-                raw.extend([item async for item in page])
-                break
-        except AzureError as exc:
-            raise TaskHubError(f"receiving from {client.queue_name} failed: {exc}") from exc
-        if not raw:
+        visibility = max(1, codec.visibility_seconds(visibility_timeout))
+        items = await _guard(
+            f"receiving from {client.queue_name}", rest.get_messages(client, count, visibility)
+        )
+        if not items:
             return []
-        decoded = await asyncio.gather(*(self._decode(client.queue_name, item) for item in raw))
+        name = client.queue_name
+        if all(_plainly_inline(item.text) for item in items):
+            # The common case decodes inline, without a task per message.
+            decoded = [self._decode(name, item, self._parse(name, item)) for item in items]
+        else:
+            envelopes = await asyncio.gather(*(self._envelope(name, item) for item in items))
+            decoded = [self._decode(name, i, e) for i, e in zip(items, envelopes, strict=True)]
         return [message for message in decoded if message is not None]
 
-    async def _decode(self, queue: str, item: Any) -> ReceivedMessage | None:
+    @staticmethod
+    def _parse(queue: str, item: rest.QueueItem) -> dict[str, Any] | None:
         try:
-            envelope = codec.parse_message_text(item.content)
-            if "TaskMessage" not in envelope and envelope.get("CompressedBlobName"):
-                text = await self._payloads.download(envelope["CompressedBlobName"])
-                envelope = codec.parse_message_text(text)
+            return codec.parse_message_text(item.text)
+        except ValueError as exc:
+            log.error("Cannot parse message %s in %s: %s", item.message_id, queue, exc)
+            return None
+
+    async def _envelope(self, queue: str, item: rest.QueueItem) -> dict[str, Any] | None:
+        """The message's envelope, loaded from its blob when the queue holds only a wrapper (B.4.3)."""
+        envelope = self._parse(queue, item)
+        if envelope is None or "TaskMessage" in envelope or not envelope.get("CompressedBlobName"):
+            return envelope
+        try:
+            return codec.parse_message_text(await self._payloads.download(envelope["CompressedBlobName"]))
+        except (ValueError, AzureError) as exc:
+            log.error("Cannot load large message %s in %s: %s", item.message_id, queue, exc)
+            return None
+
+    @staticmethod
+    def _decode(queue: str, item: rest.QueueItem, envelope: dict[str, Any] | None) -> ReceivedMessage | None:
+        if envelope is None:
+            return None
+        try:
             event, instance_id, execution_id = codec.envelope_event(envelope)
-        except (ValueError, KeyError, TypeError, AzureError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             # Left in the queue: it reappears after the visibility timeout and can be inspected there.
-            log.error("Cannot decode message %s in %s: %s", item.id, queue, exc)
+            log.error("Cannot decode message %s in %s: %s", item.message_id, queue, exc)
             return None
         return ReceivedMessage(
             queue=queue,
-            message_id=item.id,
+            message_id=item.message_id,
             receipt=item.pop_receipt,
-            dequeue_count=item.dequeue_count or 0,
+            dequeue_count=item.dequeue_count,
             inserted_on=item.inserted_on,
             event=event,
             instance_id=instance_id,
@@ -331,11 +361,11 @@ class AzureStorageTaskHub:
     async def delete(self, message: ReceivedMessage) -> None:
         """Delete a received message; a message already gone (or re-leased by someone else) is ignored."""
         try:
-            await self._queue_client(message.queue).delete_message(message.message_id, message.receipt)
-        except HttpResponseError as exc:
+            await rest.delete_message(self._queue_client(message.queue), message.message_id, message.receipt)
+        except rest.StorageCallError as exc:
             # 404 MessageNotFound, or 400 PopReceiptMismatch when another receive re-leased it: as in
             # DTFx, only a warning-worthy race, never a reason to fail the episode.
-            if exc.status_code != 404 and exc.error_code != "PopReceiptMismatch":
+            if exc.status != 404 and exc.code != "PopReceiptMismatch":
                 raise TaskHubError(f"deleting message {message.message_id} failed: {exc}") from exc
             log.debug("Message %s was already deleted or re-leased", message.message_id)
         except AzureError as exc:
@@ -348,32 +378,28 @@ class AzureStorageTaskHub:
         """
         client = self._queue_client(message.queue)
         try:
-            updated = await client.update_message(
-                message.message_id,
-                pop_receipt=message.receipt,
-                visibility_timeout=codec.visibility_seconds(seconds),
+            receipt = await rest.update_visibility(
+                client, message.message_id, message.receipt, codec.visibility_seconds(seconds)
             )
-        except AzureError as exc:
+        except (rest.StorageCallError, AzureError) as exc:
             raise TaskHubError(f"updating message {message.message_id} failed: {exc}") from exc
-        message.receipt = updated.pop_receipt
+        message.receipt = receipt
 
     # -------------------------------------------------------------------------------------- history
 
     async def load_history(self, instance_id: str) -> HistoryPage:
         """The current execution's events (one partition query) and the sentinel's ETag."""
         pk = keys.escape_partition_key(instance_id)
-        try:
-            entities = [
-                e async for e in self._history.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
-            ]
-        except AzureError as exc:
-            raise TaskHubError(f"loading history of {instance_id!r} failed: {exc}") from exc
+        entities = await _guard(
+            f"loading history of {instance_id!r}",
+            rest.query_partition(self._history, self._table_base_url, pk),
+        )
         if not entities:
             return HistoryPage(None, [], None)
         entities.sort(key=_row_key)  # the service returns RowKey order already; cheap insurance
         sentinel = entities[-1] if entities[-1]["RowKey"] == keys.SENTINEL_ROW_KEY else None
         execution_id = (sentinel or entities[0]).get("ExecutionId")
-        rows: list[Any] = []
+        rows: list[rest.Row] = []
         for entity in entities:
             if entity.get("ExecutionId") != execution_id:
                 break  # older executions' tails carry their own ExecutionId
@@ -381,10 +407,9 @@ class AzureStorageTaskHub:
                 rows.append(entity)
         await self._inline_blob_columns(rows)
         events = [codec.entity_to_event(entity) for entity in rows]
-        etag = sentinel.metadata.get("etag") if sentinel is not None else None
-        return HistoryPage(execution_id, events, etag)
+        return HistoryPage(execution_id, events, sentinel.etag if sentinel is not None else None)
 
-    async def _inline_blob_columns(self, rows: list[Any]) -> None:
+    async def _inline_blob_columns(self, rows: list[rest.Row]) -> None:
         """Replace ``<Prop>BlobName`` columns by the blob's text in ``<Prop>`` (downloads concurrently)."""
         jobs: list[tuple[Any, str, str]] = []
         for entity in rows:
@@ -471,15 +496,19 @@ class AzureStorageTaskHub:
         return current[1]
 
     async def _read_sentinel(self, instance_id: str) -> tuple[str | None, str] | None:
-        try:
-            entity = await self._history.get_entity(
-                keys.escape_partition_key(instance_id), keys.SENTINEL_ROW_KEY, select=["ExecutionId"]
-            )
-        except ResourceNotFoundError:
+        entity = await _guard(
+            f"reading the history sentinel of {instance_id!r}",
+            rest.get_entity(
+                self._history,
+                self._table_base_url,
+                keys.escape_partition_key(instance_id),
+                keys.SENTINEL_ROW_KEY,
+                ["ExecutionId"],
+            ),
+        )
+        if entity is None or not entity.etag:
             return None
-        except AzureError as exc:
-            raise TaskHubError(f"reading the history sentinel of {instance_id!r} failed: {exc}") from exc
-        return entity.get("ExecutionId"), entity.metadata["etag"]
+        return entity.get("ExecutionId"), entity.etag
 
     async def _offload_history_columns(self, entities: list[dict[str, Any]]) -> None:
         """Move oversized string columns to blobs before the transaction (B.5)."""
@@ -511,28 +540,28 @@ class AzureStorageTaskHub:
                 if (c != "Input" or fetch_input) and (c != "Output" or fetch_output)
             ]
         pk = keys.escape_partition_key(instance_id)
-        try:
-            entity = await self._instances.get_entity(pk, "", select=select)
-        except ResourceNotFoundError:
+        entity = await _guard(
+            f"reading instance {instance_id!r}",
+            rest.get_entity(self._instances, self._table_base_url, pk, "", select),
+        )
+        if entity is None:
             return None
-        except AzureError as exc:
-            raise TaskHubError(f"reading instance {instance_id!r} failed: {exc}") from exc
         entity.setdefault("PartitionKey", pk)
-        row = codec.entity_to_instance(entity, entity.metadata.get("etag"))
+        row = codec.entity_to_instance(entity, entity.etag)
         await self._resolve_instance_blobs([row])
         return row
 
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
         """Upsert the row: ``replace`` writes the whole row, otherwise its non-None columns are merged."""
         entity = codec.instance_to_entity(row, self.name, full=replace)
-        await self._upsert_instance(entity, UpdateMode.REPLACE if replace else UpdateMode.MERGE)
+        await self._upsert_instance(entity, replace=replace)
 
     async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
         """Insert-or-merge only ``columns`` (provider column names)."""
         entity = codec.instance_columns_to_entity(instance_id, columns, self.name)
-        await self._upsert_instance(entity, UpdateMode.MERGE)
+        await self._upsert_instance(entity, replace=False)
 
-    async def _upsert_instance(self, entity: dict[str, Any], mode: UpdateMode) -> None:
+    async def _upsert_instance(self, entity: dict[str, Any], *, replace: bool) -> None:
         for column in _INSTANCE_BLOB_COLUMNS:
             value = entity.get(column)
             if isinstance(value, str) and exceeds_table_property_limit(value):
@@ -540,7 +569,10 @@ class AzureStorageTaskHub:
                 name = history_blob_name(entity["PartitionKey"], "", column, column)
                 await _guard(f"uploading large {column}", self._payloads.upload(name, value))
                 entity[column] = self._payloads.url(name)
-        await _guard("writing an Instances row", self._instances.upsert_entity(entity, mode=mode))
+        await _guard(
+            "writing an Instances row",
+            rest.upsert_entity(self._instances, self._table_base_url, entity, replace=replace),
+        )
 
     async def _resolve_instance_blobs(self, rows: list[InstanceRow]) -> None:
         jobs: list[tuple[InstanceRow, str, str]] = []

@@ -1,0 +1,301 @@
+"""``python -m bench``: run the benchmark workloads against devhost and its peers, write figures and docs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import launcher, report, workloads
+from bench.profile_summary import summarize
+from bench.stats import log
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = launcher.PROJECT_ROOT / "docs" / "benchmarks.md"
+WORKLOADS = ("W1", "W2", "W3", "W4", "DBOS", "DURABLETASK")
+
+
+@dataclass
+class Config:
+    w1_instances: int
+    concurrency: int
+    poll_ms: float
+    w2_sequence: int
+    w2_fan_out: int
+    w2_events: int
+    w3_clients: int
+    w3_seconds: float
+    w4_instances: int
+    time_cap_s: float  # per phase: stop starting new work after this long, and report what was done
+
+
+FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2_fan_out=500, w2_events=200,
+              w3_clients=16, w3_seconds=5.0, w4_instances=1000, time_cap_s=120.0)
+QUICK = Config(w1_instances=30, concurrency=32, poll_ms=2.0, w2_sequence=20, w2_fan_out=100, w2_events=50,
+               w3_clients=16, w3_seconds=2.0, w4_instances=100, time_cap_s=10.0)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes for a sanity run (< 60 s)")
+    parser.add_argument("--only", default="", metavar="W1,W2,...",
+                        help=f"run only these of {','.join(WORKLOADS)} (case-insensitive)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default: bench/results/latest.json for a full run, quick.json with "
+                             "--quick, profile-w1.json with --profile)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run W1's devhost under py-spy and write bench/results/profile-w1.txt "
+                             "(figures are then perturbed; docs/benchmarks.md is left alone)")
+    parser.add_argument("--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md")
+    return parser.parse_args(argv)
+
+
+# -- machine info ------------------------------------------------------------------------------------
+def _run(command: list[str]) -> str:
+    try:
+        return subprocess.run(command, cwd=launcher.PROJECT_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def _memory_gib() -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    return None
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info(argv: Sequence[str]) -> dict[str, Any]:
+    azurite_version = None
+    with contextlib.suppress(OSError, ValueError):
+        package = json.loads((launcher.PROJECT_ROOT / "node_modules" / "azurite" / "package.json").read_text())
+        azurite_version = package.get("version")
+    versions = {d: _version(d) for d in ("aiohttp", "azure-functions", "azure-functions-durable",
+                                         "azure-data-tables", "azure-storage-queue", "dbos", "durabletask")}
+    versions["azurite"] = azurite_version or "unknown"
+    versions["node"] = _run(["node", "--version"]) or "unknown"
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "command": "python -m bench" + (" " + shlex.join(argv) if argv else ""),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": _memory_gib(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "git_commit": _run(["git", "rev-parse", "--short=12", "HEAD"]) or "unknown",
+        "git_dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "versions": versions,
+        "loadavg_before": round(os.getloadavg()[0], 2),
+    }
+
+
+# -- the run -----------------------------------------------------------------------------------------
+class Run:
+    def __init__(self, config: Config, selected: set[str], profile: bool, workdir: Path) -> None:
+        self.config = config
+        self.selected = selected
+        self.profile = profile
+        self.workdir = workdir
+        self.results: dict[str, Any] = {"devhost": {"ready_s": []}, "peers": {}, "errors": {}}
+        self.azurite: Any = None
+        self.profile_raw: list[Path] = []
+        self.profile_seconds = 0.0
+
+    @contextlib.contextmanager
+    def devhost(self, tag: str, *, app_dir: Path = launcher.PROJECT_ROOT, profile: bool = False
+                ) -> Iterator[launcher.Devhost]:
+        host = launcher.start_devhost(self.azurite.connection_string, self.workdir, app_dir=app_dir, tag=tag,
+                                      profile=profile)
+        self.results["devhost"]["ready_s"].append(round(host.ready_s, 3))
+        log(f"devhost ({tag}) ready in {host.ready_s:.2f} s on port {host.port}, hub {host.hub}")
+        try:
+            yield host
+        finally:
+            host.stop()
+            if host.profiler is not None:
+                self.profile_seconds += host.profiler.seconds
+                if host.profiler.output.exists():
+                    self.profile_raw.append(host.profiler.output)
+            with contextlib.suppress(Exception):
+                launcher.delete_task_hub(self.azurite.connection_string, host.hub)
+
+    def attempt(self, name: str, body: Callable[[], None]) -> None:
+        try:
+            body()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            log(f"{name} failed: {message[:2000]}")
+            self.results["errors"][name] = message[:2000]
+
+    def w1(self) -> None:
+        c = self.config
+        out: dict[str, Any] = {}
+        self.results["devhost"]["w1"] = out
+        for phase, concurrency, offset in (("serial", 1, 0), ("concurrent", c.concurrency, 1_000_000)):
+            with self.devhost(f"w1{phase[0]}", profile=self.profile) as host:
+                out[phase] = asyncio.run(workloads.w1_reserve_ticket(
+                    host.base_url, c.w1_instances, concurrency, c.poll_ms / 1000, c.time_cap_s, offset))
+
+    def w2(self) -> None:
+        c = self.config
+        out: dict[str, Any] = {}
+        self.results["devhost"]["w2"] = out
+        with self.devhost("w2", app_dir=launcher.BENCH_APP) as host:
+            log(f"  devhost W2 Sequence100 ({c.w2_sequence} activities) ...")
+            out["sequence"] = asyncio.run(workloads.w2_sequence(host.base_url, c.w2_sequence, 0.005, c.time_cap_s))
+            log(f"  devhost W2 FanOutFanIn ({c.w2_fan_out} activities) ...")
+            out["fan_out"] = asyncio.run(workloads.w2_fan_out(host.base_url, c.w2_fan_out, 0.005, c.time_cap_s))
+            out["events"] = asyncio.run(workloads.w2_events(host.base_url, c.w2_events, 0.005, c.time_cap_s))
+
+    def w3(self) -> None:
+        c = self.config
+        with self.devhost("w3") as host:
+            self.results["devhost"]["w3"] = asyncio.run(
+                workloads.w3_status_reads(host.base_url, c.w3_clients, c.w3_seconds))
+
+    def w4(self) -> None:
+        c = self.config
+        with self.devhost("w4") as host:
+            self.results["devhost"]["w4"] = asyncio.run(
+                workloads.w4_memory_and_drain(host.base_url, host.pid, c.w4_instances, c.concurrency, c.time_cap_s))
+
+    def peer(self, key: str, module: str) -> None:
+        c = self.config
+        peer_dir = self.workdir / key
+        peer_dir.mkdir(exist_ok=True)
+        args = ["--instances", str(c.w1_instances), "--concurrency", str(c.concurrency), "--poll-ms",
+                str(c.poll_ms), "--time-cap", str(c.time_cap_s), "--workdir", str(peer_dir)]
+        try:
+            self.results["peers"][key] = launcher.run_peer(module, args, timeout=4 * c.time_cap_s + 60)
+        except Exception:
+            self.results["peers"][key] = {"error": "see errors"}
+            raise
+
+    def execute(self) -> None:
+        needs_devhost = self.selected & {"W1", "W2", "W3", "W4"}
+        if needs_devhost:
+            log("Starting Azurite ...")
+            began = time.perf_counter()
+            self.azurite = launcher.start_azurite()
+            log(f"Azurite ready in {time.perf_counter() - began:.1f} s")
+        try:
+            steps: list[tuple[str, Callable[[], None]]] = [
+                ("W1", self.w1), ("W2", self.w2), ("W3", self.w3), ("W4", self.w4),
+                ("DBOS", lambda: self.peer("dbos", "bench.peers.dbos_peer")),
+                ("DURABLETASK", lambda: self.peer("durabletask", "bench.peers.durabletask_peer")),
+            ]
+            for name, step in steps:
+                if name in self.selected:
+                    load = round(os.getloadavg()[0], 2)
+                    self.results.setdefault("loadavg_at_start", {})[name] = load
+                    log(f"== {name} == (load average {load})")
+                    self.attempt(name, step)
+        finally:
+            if self.azurite is not None:
+                launcher.stop_azurite(self.azurite)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    selected = {w.strip().upper() for w in args.only.split(",") if w.strip()} or set(WORKLOADS)
+    if args.profile and not args.only:
+        selected = {"W1"}
+    unknown = selected - set(WORKLOADS)
+    if unknown:
+        log(f"unknown workloads: {', '.join(sorted(unknown))} (choose from {', '.join(WORKLOADS)})")
+        return 2
+    config = QUICK if args.quick else FULL
+    mode = "quick" if args.quick else "full"
+    out = args.out or RESULTS / ("profile-w1.json" if args.profile else f"{'quick' if args.quick else 'latest'}.json")
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop children the same way as on Ctrl-C
+
+    meta = machine_info(argv)
+    meta["mode"] = mode
+    meta["profiled"] = args.profile
+    meta["workloads"] = sorted(selected)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        run = Run(config, selected, args.profile, Path(tmp))
+        try:
+            run.execute()
+        except KeyboardInterrupt:
+            log("Interrupted: subprocesses stopped, nothing written.")
+            return 130
+        profile_summary = None
+        if args.profile and run.profile_raw:
+            profile_summary = summarize(run.profile_raw, seconds=run.profile_seconds, rate=launcher.Profiler.RATE)
+            # the collapsed stacks themselves, for flamegraph tools (git-ignored: *.tmp)
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "profile-w1.collapsed.tmp").write_text("".join(p.read_text() for p in run.profile_raw))
+    meta["duration_s"] = round(time.perf_counter() - began, 1)
+    meta["loadavg_after"] = round(os.getloadavg()[0], 2)
+    results: dict[str, Any] = {"meta": meta, "config": asdict(config), **run.results}
+    results["ratios"] = report.compute_ratios(results)
+    results["goals"] = report.evaluate_goals(results)
+    if not results["errors"]:
+        del results["errors"]
+
+    table = report.terminal_report(results)
+    sys.stdout.write(table)
+    if profile_summary is not None:
+        target = RESULTS / "profile-w1.txt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(
+            f"# py-spy profile of devhost during W1 ({config.w1_instances} flows one at a time, then "
+            f"{config.w1_instances} with {config.concurrency} clients, each on a fresh devhost; py-spy attached "
+            f"after start-up)\n# {meta['date']} UTC, commit {meta['git_commit']}, load average "
+            f"{meta['loadavg_before']} -> {meta['loadavg_after']}\n# command: {meta['command']}\n"
+            f"# W1 figures while profiled:\n" + "".join(f"#   {line}\n" for line in table.splitlines()[1:13])
+            + "\n" + profile_summary)
+        log(f"Profile summary written to {target}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    log(f"Figures written to {out}")
+    if not (args.quick or args.profile or args.only or args.no_docs):
+        DOCS.parent.mkdir(parents=True, exist_ok=True)
+        DOCS.write_text(report.markdown(results))
+        log(f"{DOCS.relative_to(launcher.PROJECT_ROOT)} regenerated")
+    ready = results["devhost"].get("ready_s") or []
+    if ready:
+        log(f"devhost ready: median {statistics.median(ready):.2f} s over {len(ready)} starts")
+    return 1 if results.get("errors") else 0

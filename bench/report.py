@@ -1,0 +1,297 @@
+"""Turn a results dict into goals, ratios, a terminal table and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+# (key, label, unit, goal, "min" = at least / "max" = at most, where the value lives)
+GOALS: list[dict[str, Any]] = [
+    {"key": "w1_throughput_vs_dbos", "label": "W1 throughput at 32 clients vs DBOS (aim 1.5x)", "unit": "x",
+     "goal": 1.0, "aim": 1.5, "kind": "min"},
+    {"key": "w1_event_p50", "label": "W1 one at a time: event raised -> Completed, p50", "unit": "ms",
+     "goal": 15.0, "kind": "max"},
+    {"key": "w1_status_p50", "label": "W1 one at a time: start -> status visible, p50", "unit": "ms",
+     "goal": 50.0, "kind": "max"},
+    {"key": "w2_sequential", "label": "W2 sequential activities/s", "unit": "/s", "goal": 50.0, "kind": "min",
+     "provider": 5.0},
+    {"key": "w2_fan_out", "label": "W2 fanned-out activities/s", "unit": "/s", "goal": 200.0, "kind": "min",
+     "provider": 100.0},
+    {"key": "w2_fan_in", "label": "W2 fan-in responses/s", "unit": "/s", "goal": None, "kind": "min",
+     "provider": 150.0},
+    {"key": "w2_events", "label": "W2 external events/s", "unit": "/s", "goal": 200.0, "kind": "min",
+     "provider": 50.0},
+    {"key": "w3_reads", "label": "W3 status reads/s (16 clients)", "unit": "/s", "goal": 500.0, "kind": "min"},
+    {"key": "w4_rss", "label": "W4 RSS with 1,000 waiting", "unit": "MiB", "goal": 300.0, "kind": "max"},
+    {"key": "ready", "label": "devhost ready (spawn -> Running), median start", "unit": "s", "goal": 3.0,
+     "kind": "max"},
+]
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b not in (None, 0) else None
+
+
+def compute_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    dev = _get(results, "devhost", "w1") or {}
+    out: dict[str, Any] = {}
+    for peer in ("dbos", "durabletask"):
+        other = _get(results, "peers", peer) or {}
+        if not other or "error" in other:
+            continue
+        entry: dict[str, Any] = {}
+        for phase in ("serial", "concurrent"):
+            a, b = dev.get(phase) or {}, other.get(phase) or {}
+            entry[phase] = {
+                # > 1: devhost is faster
+                "throughput": ratio(a.get("orchestrations_per_s"), b.get("orchestrations_per_s")),
+                # > 1: devhost is slower
+                "start_to_status_p50": ratio(_get(a, "start_to_status", "p50_ms"),
+                                             _get(b, "start_to_status", "p50_ms")),
+                "event_to_completed_p50": ratio(_get(a, "event_to_completed", "p50_ms"),
+                                                _get(b, "event_to_completed", "p50_ms")),
+            }
+        out[f"devhost/{peer}"] = entry
+    return out
+
+
+def goal_values(results: dict[str, Any]) -> dict[str, float | None]:
+    dev = results.get("devhost") or {}
+    ready = dev.get("ready_s") or []
+    rss = _get(dev, "w4", "rss_waiting_mib")
+    w4_full = _get(dev, "w4", "instances") == 1000
+    return {
+        "w1_throughput_vs_dbos": _get(results, "ratios", "devhost/dbos", "concurrent", "throughput"),
+        "w1_event_p50": _get(dev, "w1", "serial", "event_to_completed", "p50_ms"),
+        "w1_status_p50": _get(dev, "w1", "serial", "start_to_status", "p50_ms"),
+        "w2_sequential": _get(dev, "w2", "sequence", "activities_per_s"),
+        "w2_fan_out": _get(dev, "w2", "fan_out", "fan_out_activities_per_s"),
+        "w2_fan_in": _get(dev, "w2", "fan_out", "fan_in_responses_per_s"),
+        "w2_events": _get(dev, "w2", "events", "events_per_s"),
+        "w3_reads": _get(dev, "w3", "reads_per_s"),
+        "w4_rss": rss if w4_full else None,
+        "ready": statistics.median(ready) if ready else None,
+    }
+
+
+def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    values = goal_values(results)
+    evaluated = []
+    for goal in GOALS:
+        value = values.get(goal["key"])
+        row: dict[str, Any] = {**goal, "value": value}
+        target = goal["goal"]
+        if value is None or target is None:
+            row["met"] = None
+            row["verdict"] = "not measured" if value is None else "reported only"
+        elif goal["kind"] == "min":
+            row["met"] = value >= target
+            row["verdict"] = (f"met ({value / target:.2f}x the goal)" if row["met"]
+                              else f"MISSED: {value / target:.2f}x the goal, needs {target / value:.1f}x more"
+                              if value > 0 else "MISSED: nothing measured")
+        else:
+            row["met"] = value <= target
+            row["verdict"] = (f"met ({value / target:.2f} of the limit)" if row["met"]
+                              else f"MISSED: {value / target:.1f}x the limit, needs to drop by "
+                                   f"{value - target:.1f} {goal['unit']}")
+        if goal.get("aim") and value is not None:
+            row["verdict"] += f"; aim {goal['aim']}x {'met' if value >= goal['aim'] else 'not met'}"
+        if goal.get("provider") is not None and value is not None:
+            row["vs_provider"] = round(value / goal["provider"], 2)
+        evaluated.append(row)
+    return evaluated
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def w1_rows(results: dict[str, Any]) -> list[list[str]]:
+    systems = [("devhost", _get(results, "devhost", "w1")), ("DBOS", _get(results, "peers", "dbos")),
+               ("durabletask", _get(results, "peers", "durabletask"))]
+    rows = []
+    for phase, title in (("serial", "one at a time"), ("concurrent", "32 clients")):
+        metrics = [
+            ("orchestrations/s", ("orchestrations_per_s",)),
+            ("start -> status visible p50 ms", ("start_to_status", "p50_ms")),
+            ("start -> status visible p95 ms", ("start_to_status", "p95_ms")),
+            ("event raised -> Completed p50 ms", ("event_to_completed", "p50_ms")),
+            ("event raised -> Completed p95 ms", ("event_to_completed", "p95_ms")),
+        ]
+        for label, path in metrics:
+            row = [f"W1 {title}: {label}"]
+            for _, data in systems:
+                row.append(_fmt(_get(data or {}, phase, *path)))
+            dev = _get(systems[0][1] or {}, phase, *path)
+            for _, data in systems[1:]:
+                other = _get(data or {}, phase, *path)
+                row.append(_fmt(ratio(dev, other), 2))
+            rows.append(row)
+    return rows
+
+
+def other_rows(results: dict[str, Any]) -> list[list[str]]:
+    dev = results.get("devhost") or {}
+    rows = [
+        ["W2 sequential activities/s", _fmt(_get(dev, "w2", "sequence", "activities_per_s"))],
+        ["W2 fan-out activities/s (start -> Completed)", _fmt(_get(dev, "w2", "fan_out", "fan_out_activities_per_s"))],
+        ["W2 fan-in responses/s (first result -> Completed)",
+         _fmt(_get(dev, "w2", "fan_out", "fan_in_responses_per_s"))],
+        ["W2 external events/s (first raise -> Completed)", _fmt(_get(dev, "w2", "events", "events_per_s"))],
+        ["W3 status reads/s", _fmt(_get(dev, "w3", "reads_per_s"))],
+        ["W3 read latency p50 / p95 ms", f"{_fmt(_get(dev, 'w3', 'latency', 'p50_ms'))} / "
+                                        f"{_fmt(_get(dev, 'w3', 'latency', 'p95_ms'))}"],
+        ["W4 RSS idle / waiting / peak MiB", " / ".join(_fmt(_get(dev, "w4", k)) for k in
+                                                       ("rss_idle_mib", "rss_waiting_mib", "rss_peak_mib"))],
+        ["W4 starts/s, all waiting after s", f"{_fmt(_get(dev, 'w4', 'starts_per_s'))}, "
+                                            f"{_fmt(_get(dev, 'w4', 'all_waiting_after_start_s'))}"],
+        ["W4 drain s (all confirmed -> all Completed)", _fmt(_get(dev, "w4", "drain_s"))],
+        ["devhost ready s (each start)", ", ".join(_fmt(v, 2) for v in dev.get("ready_s") or [])],
+    ]
+    return rows
+
+
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths,
+                                                                                            strict=True))), line]
+    for row in rows:
+        out.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    return "\n".join(out)
+
+
+def md_table(headers: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i == 0 else "---:"
+                                                        for i in range(len(headers))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+W1_HEADERS = ["metric", "devhost", "DBOS", "durabletask", "devhost/DBOS", "devhost/durabletask"]
+
+
+def goal_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for goal in results.get("goals") or []:
+        provider = f"{goal['provider']:g}/s ({_fmt(goal.get('vs_provider'), 2)}x)" if goal.get("provider") else ""
+        target = "-" if goal["goal"] is None else f"{'>=' if goal['kind'] == 'min' else '<='} {goal['goal']:g} " \
+                                                   f"{goal['unit']}"
+        rows.append([goal["label"], _fmt(goal["value"], 2 if goal["unit"] in ("x", "s") else 1), target,
+                     goal["verdict"], provider])
+    return rows
+
+
+GOAL_HEADERS = ["goal", "measured", "target", "verdict", "provider's published target"]
+
+
+def terminal_report(results: dict[str, Any]) -> str:
+    parts = ["", text_table(W1_HEADERS, w1_rows(results)), "",
+             text_table(["metric", "devhost"], other_rows(results)), "",
+             text_table(GOAL_HEADERS, goal_rows(results))]
+    for name, message in (results.get("errors") or {}).items():
+        parts.append(f"ERROR in {name}: {message}")
+    return "\n".join(parts) + "\n"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    cfg = results["config"]
+    dev = results.get("devhost") or {}
+    w1s = _get(dev, "w1", "serial") or {}
+    w1c = _get(dev, "w1", "concurrent") or {}
+    peers = results.get("peers") or {}
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m bench` (`make bench`) from `bench/results/latest.json`; do not edit by hand.",
+        "How to profile devhost: `bench/profile.md`.",
+        "",
+        "## The run",
+        "",
+        f"- Date (UTC): {meta['date']}; git commit `{meta['git_commit']}`"
+        + (" (the work tree had uncommitted changes)" if meta.get("git_dirty") else ""),
+        f"- Command: `{meta['command']}` ({meta['mode']} mode, {meta['duration_s']:.0f} s)",
+        f"- Machine: {meta['cpu_count']} CPUs ({meta.get('cpu_model') or 'unknown model'}), "
+        f"{meta.get('memory_gib', '?')} GiB RAM, {meta['platform']}",
+        f"- Load average (1 min) before / after: {meta.get('loadavg_before')} / {meta.get('loadavg_after')}"
+        " (anything well above 0 means other processes shared the 2 cores: figures are then pessimistic)",
+        f"- Python {meta['python']}; {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}",
+        "",
+        "Everything runs on this one machine: Azurite (one Node process, on-disk `--location` in a temporary folder,"
+        " free ports), devhost (`python -m devhost start`, a fresh task hub for each workload), the bench client"
+        " (aiohttp, its own process) and the peers (each in its own process). devhost is driven over HTTP only:"
+        " the app's `POST /api/orchestrators/ReserveTicket` to start, the built-in"
+        " `/runtime/webhooks/durabletask/instances/{id}` to read status and raise events.",
+        "",
+        "## W1: the ReserveTicket flow, devhost vs DBOS vs durabletask",
+        "",
+        f"{cfg['w1_instances']} flows one at a time, then {cfg['w1_instances']} with {cfg['concurrency']} concurrent"
+        " clients. \"start -> status visible\": from sending the start until a status read shows the discount;"
+        " \"event raised -> Completed\": from sending `BookingConfirmed` until a read shows Completed."
+        f" Ratios: devhost divided by the peer (throughput above 1 = devhost faster; latency above 1 ="
+        " devhost slower).",
+        "",
+        md_table(W1_HEADERS, w1_rows(results)),
+        "",
+        f"Polling: the devhost client reads the status every {cfg['poll_ms']:g} ms, and so does the durabletask"
+        " client while waiting for the custom status (it then waits for completion with"
+        " `wait_for_orchestration_completion`, a server-side wait); DBOS's client blocks in `get_event` and"
+        " `get_result`, which poll its SQLite database every 10 ms. Polling loads the host: devhost answered"
+        f" {_fmt(w1s.get('http_requests_per_s'))} HTTP requests/s one at a time"
+        f" ({_fmt(w1s.get('polls_per_flow'))} status reads per flow) and"
+        f" {_fmt(w1c.get('http_requests_per_s'))}/s with {cfg['concurrency']} clients"
+        f" ({_fmt(w1c.get('polls_per_flow'))} reads per flow).",
+        "",
+    ]
+    for key, peer in peers.items():
+        if "error" in peer:
+            lines.append(f"- {key}: failed: {peer['error']}")
+        else:
+            lines.append(f"- {peer['name']} {peer['version']}: {peer['setup']}.")
+    lines += [
+        "",
+        "## W2-W4 and start-up (devhost)",
+        "",
+        md_table(["metric", "devhost"], other_rows(results)),
+        "",
+        f"W2 runs on the bench-only app `bench/app/` on its own devhost: `Sequence100` ({cfg['w2_sequence']}"
+        f" activities in a row), `FanOutFanIn` ({cfg['w2_fan_out']} activities at once; each returns when it ran,"
+        f" so fan-in is measured from the first result until Completed), `EventSink` ({cfg['w2_events']}"
+        " `Ping` events raised by 8 concurrent senders, measured from the first raise until Completed)."
+        f" W3: {cfg['w3_clients']} clients each reading the status of its own waiting instance for"
+        f" {cfg['w3_seconds']:g} s. W4: {cfg['w4_instances']} ReserveTicket instances started by"
+        f" {cfg['concurrency']} clients and left waiting for their event (RSS read from /proc/<pid>/status of the"
+        " devhost process), then all confirmed; drain = first confirmation until a listing shows all Completed.",
+        "",
+        "## Goals",
+        "",
+        md_table(GOAL_HEADERS, goal_rows(results)),
+        "",
+    ]
+    details = [
+        ("W2 sequence", _get(dev, "w2", "sequence")), ("W2 fan-out/fan-in", _get(dev, "w2", "fan_out")),
+        ("W2 events", _get(dev, "w2", "events")), ("W3", dev.get("w3")), ("W4", dev.get("w4")),
+    ]
+    lines += ["## Raw figures", "", "```"]
+    for name, data in details:
+        lines.append(f"{name}: {data}")
+    lines += ["```", ""]
+    if results.get("errors"):
+        lines += ["## Errors in this run", ""]
+        lines += [f"- {name}: {message}" for name, message in results["errors"].items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,228 @@
+"""The hot storage calls, sent as plain REST requests through the SDK clients' own pipelines.
+
+The azure SDK clients spend about as much CPU in their per-operation layer (generated request
+builders, XML/JSON model (de)serialization, tracing decorators) as in the HTTP pipeline itself. For the
+calls the engine makes per message or per episode (queue put/get/delete/update, a table row's
+point read and upsert, the history partition query) this module builds the REST request and reads the
+reply directly, and hands the request to the client's pipeline, which still signs it (SharedKey), sets
+the service headers and retries. Rare calls (creating resources, blobs, instance listings, purges)
+keep using the SDK's public methods.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
+
+from azure.core.rest import AsyncHttpResponse, HttpRequest
+from azure.data.tables import EdmType
+from azure.data.tables.aio import TableClient
+from azure.storage.queue.aio import QueueClient
+
+from devhost.durable.taskhub.table_batch import entity_json
+
+
+class StorageCallError(Exception):
+    """A storage REST call answered with an error status."""
+
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(f"HTTP {status} {code} {message}".strip())
+        self.status = status
+        self.code = code
+
+
+async def _send(client: Any, request: HttpRequest) -> AsyncHttpResponse:
+    # ``client._client`` is the SDK's generated service client; its ``_client`` is the azure-core
+    # PipelineClient holding the same policies (auth, headers, retry) the public methods use.
+    response: AsyncHttpResponse = await client._client._client.send_request(request, stream=True)
+    await response.read()
+    return response
+
+
+def _error(response: AsyncHttpResponse) -> StorageCallError:
+    code = response.headers.get("x-ms-error-code", "")
+    text = response.text()
+    if not code and text:
+        try:
+            code = json.loads(text)["odata.error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = ""
+    return StorageCallError(response.status_code, code, text[:300])
+
+
+# ------------------------------------------------------------------------------------------------ queues
+
+
+@dataclass
+class QueueItem:
+    message_id: str
+    pop_receipt: str
+    dequeue_count: int
+    inserted_on: datetime
+    text: str
+
+
+async def put_message(client: QueueClient, text: str, visibility_seconds: int) -> None:
+    """Put Message with infinite time-to-live (``messagettl=-1``)."""
+    url = f"{client.url}/messages?messagettl=-1"
+    if visibility_seconds:
+        url += f"&visibilitytimeout={visibility_seconds}"
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?>\n"
+        f"<QueueMessage><MessageText>{escape(text)}</MessageText></QueueMessage>"
+    )
+    request = HttpRequest(
+        "POST",
+        url,
+        headers={"x-ms-version": client.api_version, "Content-Type": "application/xml; charset=utf-8"},
+        content=body.encode("utf-8", "surrogatepass"),
+    )
+    response = await _send(client, request)
+    if response.status_code != 201:
+        raise _error(response)
+
+
+async def get_messages(client: QueueClient, count: int, visibility_seconds: int) -> list[QueueItem]:
+    """Get Messages: up to ``count`` (1-32) messages, hidden for ``visibility_seconds`` (≥ 1)."""
+    url = f"{client.url}/messages?numofmessages={count}&visibilitytimeout={visibility_seconds}"
+    response = await _send(client, HttpRequest("GET", url, headers={"x-ms-version": client.api_version}))
+    if response.status_code != 200:
+        raise _error(response)
+    items: list[QueueItem] = []
+    for node in ElementTree.fromstring(response.content):
+        items.append(
+            QueueItem(
+                message_id=node.findtext("MessageId") or "",
+                pop_receipt=node.findtext("PopReceipt") or "",
+                dequeue_count=int(node.findtext("DequeueCount") or 0),
+                inserted_on=parsedate_to_datetime(node.findtext("InsertionTime") or ""),
+                text=node.findtext("MessageText") or "",
+            )
+        )
+    return items
+
+
+async def delete_message(client: QueueClient, message_id: str, pop_receipt: str) -> None:
+    url = f"{client.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
+    response = await _send(client, HttpRequest("DELETE", url, headers={"x-ms-version": client.api_version}))
+    if response.status_code != 204:
+        raise _error(response)
+
+
+async def update_visibility(
+    client: QueueClient, message_id: str, pop_receipt: str, visibility_seconds: int
+) -> str:
+    """Update Message (visibility only); returns the new pop receipt."""
+    url = (
+        f"{client.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
+        f"&visibilitytimeout={visibility_seconds}"
+    )
+    response = await _send(client, HttpRequest("PUT", url, headers={"x-ms-version": client.api_version}))
+    if response.status_code != 204:
+        raise _error(response)
+    return response.headers["x-ms-popreceipt"]
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+_TABLE_HEADERS = {"Accept": "application/json;odata=minimalmetadata", "DataServiceVersion": "3.0"}
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: quotes doubled, so a value can never end the literal early."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _key_segment(value: str) -> str:
+    return quote(value.replace("'", "''"), safe="")
+
+
+def _entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> str:
+    return f"{base_url}{table}(PartitionKey='{_key_segment(partition_key)}',RowKey='{_key_segment(row_key)}')"
+
+
+class Row(dict[str, Any]):
+    """A decoded entity; ``etag`` is the service's concurrency token (not a column)."""
+
+    etag: str | None = None
+
+
+def decode_entity(raw: dict[str, Any]) -> Row:
+    """Service JSON → entity dict: DateTimes as ``(text, EdmType.DATETIME)``, Int64 as int.
+
+    The same typed shape the codec writes, so one decoder serves writes, reads and the memory hub.
+    """
+    entity = Row()
+    for key, value in raw.items():
+        if key.startswith("odata.") or key.endswith("@odata.type"):
+            continue
+        edm = raw.get(key + "@odata.type")
+        if edm is None:
+            entity[key] = value
+        elif edm == "Edm.DateTime":
+            entity[key] = (value, EdmType.DATETIME)
+        elif edm == "Edm.Int64":
+            entity[key] = int(value)
+        elif edm == "Edm.Double":
+            entity[key] = float(value)
+        else:
+            entity[key] = value
+    entity.etag = raw.get("odata.etag")
+    return entity
+
+
+async def get_entity(
+    client: TableClient, base_url: str, partition_key: str, row_key: str, select: list[str] | None = None
+) -> Row | None:
+    """Point read of one row; None when it does not exist."""
+    url = _entity_url(base_url, client.table_name, partition_key, row_key)
+    if select:
+        url += "?$select=" + quote(",".join(select), safe=",")
+    request = HttpRequest("GET", url, headers={"x-ms-version": client.api_version, **_TABLE_HEADERS})
+    response = await _send(client, request)
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise _error(response)
+    return decode_entity(json.loads(response.content))
+
+
+async def upsert_entity(client: TableClient, base_url: str, entity: dict[str, Any], *, replace: bool) -> str:
+    """Insert-or-replace (PUT) or insert-or-merge (PATCH) one row; returns its new ETag."""
+    url = _entity_url(base_url, client.table_name, entity["PartitionKey"], entity["RowKey"])
+    request = HttpRequest(
+        "PUT" if replace else "PATCH",
+        url,
+        headers={"x-ms-version": client.api_version, "Content-Type": "application/json", **_TABLE_HEADERS},
+        content=entity_json(entity).encode("utf-8", "surrogatepass"),
+    )
+    response = await _send(client, request)
+    if response.status_code != 204:
+        raise _error(response)
+    return response.headers.get("ETag", "")
+
+
+async def query_partition(client: TableClient, base_url: str, partition_key: str) -> list[Row]:
+    """Every row of one partition (following continuation headers), decoded."""
+    query = "$filter=" + quote(f"PartitionKey eq {odata_string(partition_key)}", safe="")
+    url = f"{base_url}{client.table_name}()?{query}"
+    rows: list[Row] = []
+    next_url = url
+    while True:
+        request = HttpRequest("GET", next_url, headers={"x-ms-version": client.api_version, **_TABLE_HEADERS})
+        response = await _send(client, request)
+        if response.status_code != 200:
+            raise _error(response)
+        rows.extend(decode_entity(raw) for raw in json.loads(response.content)["value"])
+        next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")
+        next_rk = response.headers.get("x-ms-continuation-NextRowKey")
+        if not next_pk and not next_rk:
+            return rows
+        next_url = f"{url}&NextPartitionKey={quote(next_pk or '', safe='')}"
+        next_url += f"&NextRowKey={quote(next_rk or '', safe='')}"

@@ -172,6 +172,12 @@ def memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
 def delete_task_hub(storage_connection: str, hub: str) -> None:
     """Drop what a benchmark hub left in Azurite (tables, queues, containers), so later phases stay fast."""
     from azure.data.tables import TableServiceClient

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from devhost.azurite import AzuriteProcess, start_temporary_azurite
+from tests.hosts import RunningHost, launch_host, stop_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,3 +35,37 @@ def azurite() -> Iterator[AzuriteProcess]:
 def storage_connection(azurite: AzuriteProcess) -> str:
     """Connection string of the session's Azurite."""
     return azurite.connection_string
+
+
+@pytest.fixture(scope="session")
+def host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
+    """The app running on devhost (or `func start`) against the session's Azurite, on a free port.
+
+    One host serves the e2e, browser and conformance suites; they isolate themselves with fresh ids.
+    """
+    running = launch_host(storage_connection, tmp_path_factory.mktemp("host"))
+    try:
+        yield running
+    finally:
+        stop_host(running)
+
+
+@pytest.fixture(scope="session")
+def sdk_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for Microsoft's Python client: it caches one aiohttp session per process."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    from azure.durable_functions.models.utils import http_utils
+
+    session = getattr(http_utils, "_client_session", None)
+    if session is not None and not session.closed:
+        loop.run_until_complete(session.close())
+    loop.close()
+
+
+@pytest.fixture(scope="session")
+def indexed_functions() -> dict[str, Any]:
+    """Every function of the app by name; get_functions() may run only once per app object."""
+    import function_app
+
+    return {function.get_function_name(): function for function in function_app.app.get_functions()}

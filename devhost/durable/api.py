@@ -59,6 +59,18 @@ def server_error(exception_message: str) -> web.Response:
                  "System.InvalidOperationException")
 
 
+API_BASES = ("/runtime/webhooks/durabletask", "/durabletask")
+
+
+def raw_tail(request: web.Request, fallback: str) -> str:
+    """The still-encoded path after the API base, so that it is decoded exactly once (as the extension does)."""
+    raw = request.rel_url.raw_path
+    for base in API_BASES:
+        if raw.lower().startswith(base + "/") or raw.lower() == base:
+            return raw[len(base):].strip("/")
+    return fallback.strip("/")
+
+
 class Call:
     """One API request: decoded path segments and case-insensitive query values."""
 
@@ -127,7 +139,7 @@ class DurableApi:
     async def handle(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse:
         if not rpc and request.method not in ("GET", "POST", "DELETE"):
             return empty(405)  # the host's webhook route takes these three methods only
-        segments = [unquote_plus(s) for s in path.strip("/").split("/") if s != ""] if path.strip("/") else []
+        segments = [unquote_plus(s) for s in raw_tail(request, path).split("/") if s]
         hub_name = request.query.get("taskHub") or next(
             (v for k, v in request.query.items() if k.lower() == "taskhub"), "")
         hub_name = hub_name.strip() or self.extension.hub_name

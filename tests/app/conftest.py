@@ -8,7 +8,6 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-import function_app
 from tests.history_builder import HistoryBuilder
 
 OUT_OF_PROC_MARKER = "\n\n$OutOfProcData$:"
@@ -47,12 +46,6 @@ class Reply:
             if action["actionType"] == 5:
                 return action
         raise AssertionError(f"no timer in {self.actions}")
-
-
-@pytest.fixture(scope="session")
-def indexed_functions() -> dict[str, func.Function]:
-    """Every function of the app by name; get_functions() may run only once per app object."""
-    return {function.get_function_name(): function for function in function_app.app.get_functions()}
 
 
 Replay = Callable[[HistoryBuilder], Reply]

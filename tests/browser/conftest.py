@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e import conftest as e2e
-from tests.e2e.conftest import RunningHost
+from tests.hosts import RunningHost
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize
@@ -37,9 +36,6 @@ CHROMIUM_ARGS = [
 DEFAULT_TIMEOUT_MS = 15_000
 
 
-# The e2e suite's session fixture, made visible to the tests in this folder: the same Azurite and a
-# devhost on a free port with a task hub of its own.
-host = e2e.host
 
 
 def browser_missing() -> str | None:
@@ -57,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
     """Playwright's driver, started once for the session."""
     reason = browser_missing()
@@ -73,7 +69,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield instance
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     """One headless Debian Chromium for the whole session; each test gets its own tab."""
     chromium = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -91,7 +87,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_context(browser: Browser, host: RunningHost) -> Iterator[BrowserContext]:
     """One context for the session (a new one per test costs ~0.4 s); the page keeps no state in it."""
     context = browser.new_context(base_url=host.base_url)

@@ -23,8 +23,8 @@ from orchestrators.reserve_ticket import (
     EXPIRED_MESSAGE,
 )
 from tests.browser.conftest import save_screenshot
-from tests.e2e.conftest import RunningHost
 from tests.e2e.http import call
+from tests.hosts import RunningHost
 
 PHONE = {"width": 390, "height": 844}
 STATUS_LINK = re.compile(r"/runtime/webhooks/durabletask/instances/[^/?]+")

@@ -7,11 +7,12 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningHost
 from tests.e2e.http import call
+from tests.hosts import RunningHost
 from ui import ASSETS, STATIC_DIR
 
 
@@ -88,12 +89,9 @@ def test_whitelist_matches_the_static_folder() -> None:
     assert on_disk == set(ASSETS)
 
 
-def test_ui_route_is_anonymous() -> None:
+def test_ui_route_is_anonymous(indexed_functions: dict[str, Any]) -> None:
     """The page loads in Azure without a key: its trigger is ANONYMOUS, GET only, on `ui/{*path}`."""
-    from function_app import app
-
-    functions = {function.get_function_name(): function for function in app.get_functions()}
-    bindings = json.loads(functions["serve_ui"].get_function_json())["bindings"]
+    bindings = json.loads(indexed_functions["serve_ui"].get_function_json())["bindings"]
     trigger = next(binding for binding in bindings if binding["type"] == "httpTrigger")
     assert trigger["authLevel"] == "ANONYMOUS"
     assert trigger["methods"] == ["GET"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tests.e2e.conftest import RunningHost
+from tests.hosts import RunningHost
 
 STATUS_FIELDS = ["name", "instanceId", "runtimeStatus", "input", "customStatus", "output", "createdTime",
                  "lastUpdatedTime"]
@@ -184,3 +184,32 @@ class DurableApi:
         assert self.post(f"instances/{iid}/terminate", query={"reason": reason}).status == 202
         self.wait_status(iid, "Terminated")
         return iid
+
+
+def expected_links(api: DurableApi, instance_id: str) -> dict[str, str]:
+    """The §3.3 links (before any `&code=` the host may append), on the request's origin and the public path."""
+    prefix = f"{api.links_base}/instances/{instance_id}"
+    suffix = f"taskHub={api.host.hub_name}&connection=Storage"
+    return {
+        "id": instance_id,
+        "statusQueryGetUri": f"{prefix}?{suffix}",
+        "sendEventPostUri": f"{prefix}/raiseEvent/{{eventName}}?{suffix}",
+        "terminatePostUri": f"{prefix}/terminate?reason={{text}}&{suffix}",
+        "purgeHistoryDeleteUri": f"{prefix}?{suffix}",
+        "restartPostUri": f"{prefix}/restart?{suffix}",
+        "suspendPostUri": f"{prefix}/suspend?reason={{text}}&{suffix}",
+        "resumePostUri": f"{prefix}/resume?reason={{text}}&{suffix}",
+    }
+
+
+def assert_check_status(api: DurableApi, reply: Reply, instance_id: str) -> dict[str, str]:
+    """202, the eight fields in order (no rewindPostUri), `Location` = status URL, `Retry-After: 10`."""
+    assert reply.status == 202, reply
+    assert reply.header("Content-Type") == JSON_CONTENT_TYPE
+    body = reply.json
+    assert list(body) == CHECK_STATUS_FIELDS
+    for field, value in expected_links(api, instance_id).items():
+        assert body[field] == value or body[field].startswith(value + "&code="), (field, body[field])
+    assert reply.header("Location") == body["statusQueryGetUri"]
+    assert reply.header("Retry-After") == "10"
+    return body

@@ -24,7 +24,7 @@ import pytest
 
 from devhost.durable.binding import client_binding_json
 from tests.conformance.support import DurableApi, new_id
-from tests.e2e.conftest import RunningHost
+from tests.hosts import RunningHost
 
 NODE_DIR = Path(__file__).parent / "node"
 

@@ -6,20 +6,20 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from tests.conformance.support import JSON_CONTENT_TYPE, DurableApi, new_id, request
-from tests.conformance.test_start import assert_check_status
-from tests.e2e.conftest import RunningHost
+from tests.conformance.support import JSON_CONTENT_TYPE, DurableApi, assert_check_status, new_id, request
+from tests.hosts import RunningHost
 
 EVENT = "BookingConfirmed"
 
 
-def still_for(api: DurableApi, instance_id: str, seconds: float, status: str) -> dict[str, object]:
+def still_for(api: DurableApi, instance_id: str, seconds: float, status: str) -> dict[str, Any]:
     """Check the instance keeps `status` for `seconds` (the one deliberate wait of this suite)."""
     deadline = time.monotonic() + seconds
     body = api.status(instance_id).json
@@ -49,8 +49,10 @@ def test_raise_event_codes_and_bodies(api: DurableApi) -> None:
     assert api.wait_status(iid, "Completed")["output"] is True
     gone = api.post(path, True)
     assert gone.status == 410 and gone.body == b""
+    assert api.post(path, raw=b"not json", content_type="text/plain").status == 410  # state is checked first
     unknown = api.post(f"instances/{new_id('nobody')}/raiseEvent/{EVENT}", True)
     assert unknown.status == 404 and unknown.body == b""
+    assert api.post(f"instances/{new_id('nobody')}/raiseEvent/{EVENT}", raw=b"", content_type=None).status == 404
 
 
 def test_raise_event_delivers_the_json_value_and_names_are_case_sensitive(webhook: DurableApi) -> None:
@@ -81,7 +83,7 @@ def test_terminate_with_reason(api: DurableApi) -> None:
     reply = api.post(f"instances/{iid}/terminate", query={"reason": "user left the site"})
     assert reply.status == 202 and reply.body == b""
     body = api.wait_status(iid, "Terminated")
-    assert body["output"] == "user left the site"
+    assert body["output"] == "user left the site" and api.status(iid).status == 200
     assert "discount" in body["customStatus"]  # the last custom status stays
     events = api.status(iid, showHistory="true").json["historyEvents"]
     assert events[-1]["EventType"] == "ExecutionCompleted" and events[-1]["OrchestrationStatus"] == "Terminated"
@@ -195,19 +197,21 @@ def test_rewind_refuses_missing_and_non_failed_instances(api: DurableApi) -> Non
     assert reply.status == 412 and "has status Terminated" in reply.json
 
 
-@pytest.mark.xfail(strict=True, reason="devhost bug: rewind is not implemented; DurableApi.rewind in "
-                   "devhost/durable/api.py answers 501 for a Failed instance instead of 202")
 def test_rewind_of_a_failed_instance_runs_it_again(webhook: DurableApi) -> None:
-    """current: rewinding a Failed instance answers 202 and the instance runs again (and fails again here)."""
+    """Rewinding a Failed instance answers 202 and replays it (the provider rewrites the failure as GenericEvent)."""
     iid = webhook.failed_city()
     reply = webhook.post(f"instances/{iid}/rewind", query={"reason": "try again"})
     assert reply.status == 202 and reply.body == b""
 
-    def rewound(body: dict[str, object]) -> bool:
-        kinds = [e["EventType"] for e in body.get("historyEvents", [])]  # type: ignore[union-attr]
-        return body["runtimeStatus"] == "Failed" and "ExecutionRewound" in kinds
+    def replayed(body: dict[str, Any]) -> bool:
+        kinds = [event["EventType"] for event in body.get("historyEvents", [])]
+        return body["runtimeStatus"] == "Failed" and "GenericEvent" in kinds and kinds[-1] == "ExecutionCompleted"
 
-    webhook.wait(iid, rewound, what="a rewound and replayed run", showHistory="true")
+    body = webhook.wait(iid, replayed, what="a rewound and replayed run", showHistory="true")
+    generic = [event for event in body["historyEvents"] if event["EventType"] == "GenericEvent"]
+    assert any(event.get("Reason") == "Rewound: ExecutionCompleted" for event in generic), generic
+    assert any(event.get("Data") == "try again" for event in generic), generic
+    assert body["output"].startswith("Orchestrator function 'CityRecommender' failed:")  # the input is still bad
 
 
 # -- restart ---------------------------------------------------------------------------------------
@@ -319,7 +323,7 @@ def test_large_input_round_trips_through_blobs_and_purge_removes_them(
 
 def test_purge_by_filter(webhook: DurableApi) -> None:
     """DELETE instances?createdTimeFrom=..&runtimeStatus=Completed: 200 with the count, then 404; 400 without from."""
-    began = datetime.now(UTC) - timedelta(milliseconds=500)
+    began = datetime.now(UTC) - timedelta(milliseconds=50)
     done = [webhook.completed_steps(), webhook.completed_steps()]
     running = webhook.waiting_ticket()
     failed = webhook.failed_city()
@@ -359,6 +363,18 @@ def test_unknown_routes_are_404_and_makeprimary_is_200(api: DurableApi) -> None:
         reply = api.post(path)
         assert reply.status == 404 and reply.body == b"", path
     assert api.get("makeprimary").status == 200
+
+
+def test_literal_path_segments_ignore_case(host: RunningHost) -> None:
+    """Routing ignores the case of literal segments and of the webhook prefix; ids keep theirs."""
+    api = DurableApi(host, "webhook")
+    iid = api.waiting_ticket(new_id("MixedCase"))
+    upper = request("GET", f"{host.base_url}/runtime/webhooks/durableTask/INSTANCES/{iid}")
+    assert upper.status == 202 and upper.json["instanceId"] == iid
+    assert request("GET", f"http://127.0.0.1:{host.port}/durabletask/Instances/{iid.lower()}").status == 404
+    reply = request("POST", f"{host.base_url}/runtime/webhooks/durabletask/Instances/{iid}/RaiseEvent/{EVENT}", True)
+    assert reply.status == 202
+    assert api.wait_status(iid, "Completed")["output"] is True
 
 
 def test_links_of_the_check_status_response_drive_the_instance(webhook: DurableApi) -> None:

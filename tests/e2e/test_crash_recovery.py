@@ -12,9 +12,9 @@ from azure.data.tables import TableServiceClient
 
 from devhost.durable.client import DurableClient
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
-from tests.e2e.conftest import launch_host, stop_host
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
 from tests.e2e.http import call
+from tests.hosts import launch_host, stop_host
 
 # Short leases so that messages the killed process had taken come back quickly.
 SHORT_LEASES = {

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import RunningHost
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
 from tests.e2e.http import call
+from tests.hosts import RunningHost
 
 
 def test_confirmed_booking(host: RunningHost) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import azure.durable_functions as df
 
 from devhost.durable.binding import client_binding_json
-from tests.e2e.conftest import RunningHost
+from tests.hosts import RunningHost
 
 
 def sdk_client(host: RunningHost) -> df.DurableOrchestrationClient:

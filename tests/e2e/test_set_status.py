@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import RunningHost
 from tests.e2e.flows import start, status
 from tests.e2e.http import poll
+from tests.hosts import RunningHost
 
 
 def test_progress_is_visible_step_by_step(host: RunningHost) -> None:

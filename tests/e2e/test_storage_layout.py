@@ -9,9 +9,9 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from tests.e2e.conftest import RunningHost
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
 from tests.e2e.http import call
+from tests.hosts import RunningHost
 
 
 def test_tables_queues_and_rows(host: RunningHost) -> None:

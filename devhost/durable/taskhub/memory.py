@@ -68,6 +68,13 @@ class MemoryTaskHub:
     async def close(self) -> None:
         return None
 
+    async def delete_if_exists(self) -> None:
+        """Forget every message, row and instance (mirrors ``AzureStorageTaskHub.delete_if_exists``)."""
+        for store in self._queues.values():
+            store.clear()
+        self._history.clear()
+        self._instances.clear()
+
     # ---------------------------------------------------------------------------------------- names
 
     def control_queue_name(self, instance_id: str) -> str:

@@ -166,9 +166,9 @@ async def submit(
         },
         content=body,
     )
-    # The generated client's pipeline signs and retries the request (what submit_transaction uses too).
+    # The SDK client's own PipelineClient signs and retries the request (submit_transaction uses it too).
     # stream=True keeps the pipeline from trying to decode the multipart reply itself.
-    response = await client._client.send_request(request, stream=True)
+    response = await client._client._client.send_request(request, stream=True)
     text = (await response.read()).decode("utf-8", "replace")
     if response.status_code != 202:
         code = _ERROR_CODE.search(text)

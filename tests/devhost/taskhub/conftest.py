@@ -17,7 +17,6 @@ import pytest
 
 from devhost.durable.history import utcnow
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
-from devhost.durable.taskhub.base import TaskHub
 from devhost.durable.taskhub.memory import MemoryTaskHub
 from tests.devhost.taskhub.samples import new_hub_name
 
@@ -63,11 +62,12 @@ def open_hub(request: pytest.FixtureRequest) -> HubFactory:
 
             yield HubEnv(MemoryTaskHub(name, partition_count, clock=clock), kind, offset)
             return
-        hub: TaskHub = AzureStorageTaskHub(connection, name, partition_count)
+        hub = AzureStorageTaskHub(connection, name, partition_count)
         await hub.create_if_not_exists()
         try:
             yield HubEnv(hub, kind)
         finally:
+            await hub.delete_if_exists()  # leftover messages would slow the shared Azurite down
             await hub.close()
 
     return factory
@@ -88,6 +88,7 @@ def open_azure_hub(
         try:
             yield hub
         finally:
+            await hub.delete_if_exists()
             await hub.close()
 
     return factory

@@ -43,6 +43,21 @@ def _is_datetime_column(value: Any) -> bool:
     return isinstance(value, datetime)
 
 
+def _resource_names(connection: str, name: str) -> tuple[set[str], set[str], set[str], dict[str, Any]]:
+    with TableServiceClient.from_connection_string(connection) as tables:
+        table_names = {t.name for t in tables.list_tables() if t.name.startswith(name)}
+    with QueueServiceClient.from_connection_string(connection) as queues:
+        queue_names = {q.name for q in queues.list_queues(name_starts_with=name)}
+    with BlobServiceClient.from_connection_string(connection) as blobs:
+        containers = {c.name for c in blobs.list_containers(name_starts_with=name)}
+        info: dict[str, Any] = {}
+        if f"{name}-leases" in containers:
+            info = json.loads(
+                blobs.get_blob_client(f"{name}-leases", "taskhub.json").download_blob().readall()
+            )
+    return table_names, queue_names, containers, info
+
+
 def test_create_makes_provider_resources(storage_connection: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables, queues, containers and taskhub.json exist after create; repeated creates are safe and cheap."""
     name = new_hub_name()
@@ -55,46 +70,38 @@ def test_create_makes_provider_resources(storage_connection: str, monkeypatch: p
             async def refuse(*_: Any) -> None:
                 raise AssertionError("already-created hub must not create again")
 
-            monkeypatch.setattr(AzureStorageTaskHub, "_create_table", refuse)
-            await hubs[0].create_if_not_exists()  # one read of taskhub.json, nothing else
+            with monkeypatch.context() as patch:
+                patch.setattr(AzureStorageTaskHub, "_create_table", refuse)
+                await hubs[0].create_if_not_exists()  # one read of taskhub.json, nothing else
+
+            tables, queues, containers, info = _resource_names(storage_connection, name)
+            assert tables == {f"{name}History", f"{name}Instances"}
+            assert queues == {f"{name}-control-0{i}" for i in range(4)} | {f"{name}-workitems"}
+            assert containers == {f"{name}-largemessages", f"{name}-leases"}
+            assert info["TaskHubName"] == name and info["PartitionCount"] == 4
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", info["CreatedAt"])
+
+            await hubs[0].delete_if_exists()
+            assert _resource_names(storage_connection, name) == (set(), set(), set(), {})
         finally:
             for hub in hubs:
                 await hub.close()
 
     run(body())
-    with TableServiceClient.from_connection_string(storage_connection) as tables:
-        table_names = {t.name for t in tables.list_tables()}
-    assert {f"{name}History", f"{name}Instances"} <= table_names
-    with QueueServiceClient.from_connection_string(storage_connection) as queues:
-        queue_names = {q.name for q in queues.list_queues(name_starts_with=name)}
-    assert queue_names == {
-        f"{name}-control-00",
-        f"{name}-control-01",
-        f"{name}-control-02",
-        f"{name}-control-03",
-        f"{name}-workitems",
-    }
-    with BlobServiceClient.from_connection_string(storage_connection) as blobs:
-        containers = {c.name for c in blobs.list_containers(name_starts_with=name)}
-        assert containers == {f"{name}-largemessages", f"{name}-leases"}
-        info = json.loads(blobs.get_blob_client(f"{name}-leases", "taskhub.json").download_blob().readall())
-    assert info["TaskHubName"] == name and info["PartitionCount"] == 4
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", info["CreatedAt"])
 
 
 def test_history_rows_as_stored(open_azure_hub: OpenAzureHub, storage_connection: str) -> None:
     """History rows carry B.3 columns and types; every event type loads back unchanged through Azurite."""
     instance_id = "inst#1"
 
-    async def body() -> tuple[str, str]:
+    async def body() -> tuple[dict[str, Any], str]:
         async with open_azure_hub() as hub:
             etag = await hub.append_history(instance_id, "exec-1", 0, ALL_EVENTS, None)
             page = await hub.load_history(instance_id)
             assert page.events == ALL_EVENTS and page.etag == etag and page.execution_id == "exec-1"
-            return hub.history_table_name, etag
+            return _entities(storage_connection, hub.history_table_name, "inst^21"), etag
 
-    table, etag = run(body())
-    rows = _entities(storage_connection, table, "inst^21")
+    rows, etag = run(body())
     assert len(rows) == len(ALL_EVENTS) + 1
     started = rows["0000000000000000"]
     assert started["EventType"] == "ExecutionStarted" and started["ExecutionId"] == "exec-1"
@@ -133,7 +140,7 @@ def test_instance_row_as_stored(open_azure_hub: OpenAzureHub, storage_connection
     """The Instances row has the B.2 column names, DateTime-typed times and "null" custom status."""
     created = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
-    async def body() -> str:
+    async def body() -> tuple[dict[str, Any], str]:
         async with open_azure_hub() as hub:
             await hub.write_instance(
                 InstanceRow(
@@ -151,10 +158,9 @@ def test_instance_row_as_stored(open_azure_hub: OpenAzureHub, storage_connection
             await hub.merge_instance(
                 "inst?1", {"RuntimeStatus": "Completed", "CompletedTime": created, "Output": '"done"'}
             )
-            return hub.instances_table_name
+            return _entities(storage_connection, hub.instances_table_name, "inst^31")[""], hub.name
 
-    table = run(body())
-    row = _entities(storage_connection, table, "inst^31")[""]
+    row, hub_name = run(body())
     assert set(row) == {
         "PartitionKey",
         "RowKey",
@@ -177,13 +183,13 @@ def test_instance_row_as_stored(open_azure_hub: OpenAzureHub, storage_connection
         assert _is_datetime_column(row[column]), column
     assert row["CreatedTime"].tables_service_value == "2024-05-01T12:00:00.123456Z"
     assert (row["CustomStatus"], row["RuntimeStatus"], row["Version"]) == ("null", "Completed", "")
-    assert row["Generation"] == 0 and row["TaskHubName"] == table.removesuffix("Instances")
+    assert row["Generation"] == 0 and row["TaskHubName"] == hub_name
 
 
 def test_queue_message_as_stored(open_azure_hub: OpenAzureHub, storage_connection: str) -> None:
     """Queue text is raw UTF-8 JSON MessageData with $type names, int EventType and infinite TTL."""
 
-    async def body() -> str:
+    async def body() -> tuple[str, Any]:
         async with open_azure_hub() as hub:
             await hub.send(
                 [
@@ -196,13 +202,13 @@ def test_queue_message_as_stored(open_azure_hub: OpenAzureHub, storage_connectio
                     )
                 ]
             )
-            return hub.control_queue_name("inst-001")
+            queue = hub.control_queue_name("inst-001")
+            with QueueClient.from_connection_string(storage_connection, queue) as client:
+                [peeked] = client.peek_messages(max_messages=5)
+            return queue, peeked
 
-    queue = run(body())
+    queue, peeked = run(body())
     assert queue.endswith("-control-03")
-    client = QueueClient.from_connection_string(storage_connection, queue)
-    with client:
-        [peeked] = client.peek_messages(max_messages=5)
     assert peeked.content.startswith("{")
     envelope = json.loads(peeked.content)
     assert envelope["$type"] == "DurableTask.AzureStorage.MessageData"

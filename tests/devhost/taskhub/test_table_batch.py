@@ -18,7 +18,8 @@ from devhost.durable.taskhub.table_batch import (
 OK_REPLY = (
     "--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_2\r\n\r\n"
     "--changesetresponse_2\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
-    "HTTP/1.1 204 No Content\r\nDataServiceVersion: 3.0;\r\nETag: W/\"datetime'2024-01-01T00%3A00%3A00.1Z'\"\r\n\r\n\r\n"
+    "HTTP/1.1 204 No Content\r\nDataServiceVersion: 3.0;\r\n"
+    "ETag: W/\"datetime'2024-01-01T00%3A00%3A00.1Z'\"\r\n\r\n\r\n"
     "--changesetresponse_2\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
     "HTTP/1.1 201 Created\r\nETag: W/\"datetime'2024-01-01T00%3A00%3A00.2Z'\"\r\n\r\n\r\n"
     "--changesetresponse_2--\r\n--batchresponse_1--\r\n"

@@ -1,12 +1,10 @@
-"""The host under test: devhost by default, Core Tools' `func start` with E2E_HOST=func.
+"""Hosts under test: devhost by default, Core Tools' `func start` with E2E_HOST=func.
 
-One session fixture owns the host's lifecycle. Each run gets its own task hub name and free ports,
-so parallel runs never take each other's messages.
+Each host gets its own task hub name and a free port, so parallel runs never take each other's messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -16,7 +14,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +21,7 @@ import pytest
 
 from devhost.azurite import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -107,26 +104,3 @@ def stop_host(host: RunningHost, *, hard: bool = False) -> None:
         except subprocess.TimeoutExpired:
             host.process.kill()
             host.process.wait(timeout=5)
-
-
-@pytest.fixture(scope="session")
-def host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
-    """The app running on devhost (or `func start`) against the session's Azurite, on a free port."""
-    running = launch_host(storage_connection, tmp_path_factory.mktemp("host"))
-    try:
-        yield running
-    finally:
-        stop_host(running)
-
-
-@pytest.fixture(scope="session")
-def sdk_loop() -> Iterator[asyncio.AbstractEventLoop]:
-    """One event loop for Microsoft's Python client: it caches one aiohttp session per process."""
-    loop = asyncio.new_event_loop()
-    yield loop
-    from azure.durable_functions.models.utils import http_utils
-
-    session = getattr(http_utils, "_client_session", None)
-    if session is not None and not session.closed:
-        loop.run_until_complete(session.close())
-    loop.close()

@@ -44,15 +44,16 @@ class Config:
     w4_instances: int
     time_cap_s: float  # per phase: stop starting new work after this long, and report what was done
     w1_time_cap_s: float  # the same for each W1 phase
+    w4_time_cap_s: float = 150.0  # W4's stages: reaching "all waiting", confirming, draining
     relaxed_poll_ms: float = 50.0  # a third W1 phase: 32 clients polling this slowly, for throughput
 
 
 FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2_fan_out=500, w2_events=200,
               w3_clients=16, w3_seconds=5.0, w4_instances=1000, time_cap_s=60.0,
-              w1_time_cap_s=75.0)
+              w1_time_cap_s=90.0, w4_time_cap_s=150.0)
 QUICK = Config(w1_instances=30, concurrency=32, poll_ms=2.0, w2_sequence=20, w2_fan_out=100, w2_events=50,
                w3_clients=16, w3_seconds=2.0, w4_instances=100, time_cap_s=10.0,
-               w1_time_cap_s=10.0)
+               w1_time_cap_s=10.0, w4_time_cap_s=20.0)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -212,7 +213,7 @@ class Run:
         c = self.config
         with self.devhost("w4") as host:
             self.results["devhost"]["w4"] = asyncio.run(
-                workloads.w4_memory_and_drain(host.base_url, host.pid, c.w4_instances, c.concurrency, c.time_cap_s))
+                workloads.w4_memory_and_drain(host.base_url, host.pid, c.w4_instances, c.concurrency, c.w4_time_cap_s))
 
     def peer(self, key: str, module: str) -> None:
         c = self.config
@@ -268,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     out = args.out or RESULTS / ("profile-w1.json" if args.profile else f"{'quick' if args.quick else 'latest'}.json")
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop children the same way as on Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
 
     meta = machine_info(argv)
     meta["mode"] = mode

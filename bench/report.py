@@ -334,7 +334,10 @@ def markdown(results: dict[str, Any]) -> str:
         f" W3: {cfg['w3_clients']} clients each reading the status of its own waiting instance for"
         f" {cfg['w3_seconds']:g} s. W4: {cfg['w4_instances']} ReserveTicket instances started by"
         f" {cfg['concurrency']} clients and left waiting for their event (RSS read from /proc/<pid>/status of the"
-        " devhost process), then all confirmed; drain = first confirmation until a listing shows all Completed.",
+        " devhost process), then all confirmed; drain = first confirmation until a listing shows all Completed."
+        f" W4 watches the instances by listing them every {_get(dev, 'w4', 'list_interval_s') or 3:g} s (a listing"
+        " of 1,000 rows is a table scan in Azurite, so it looks rarely); each W4 stage stops after"
+        f" {cfg.get('w4_time_cap_s', cfg['time_cap_s']):g} s and reports how far it got.",
         "",
         "CPU used during each workload, in cores (CPU seconds per wall second; the machine has "
         f"{meta['cpu_count']}): "

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace as replace_fields
 from datetime import datetime
+from typing import Protocol
 
 from devhost.durable.history import ACTIVE_STATUSES, Event, EventType, execution_started, new_event, utcnow
-from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import DevhostError
 
 REWOUND_FAILURES = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed}
@@ -23,12 +24,26 @@ class InstanceExists(DevhostError):
         self.status = status
 
 
-class DurableClient:
-    """Start, signal and read instances; ``notify`` wakes the engine for messages written here."""
+class Dispatch(Protocol):
+    """The engine's side of sending: messages it will consume are handed over in memory."""
 
-    def __init__(self, hub: TaskHub, notify: Callable[[Sequence[OutboundMessage]], None] = lambda _: None) -> None:
+    async def send(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]: ...
+    def deliver(self, messages: Iterable[ReceivedMessage], finished: str | None = None) -> None: ...
+    def seed_new(self, instance_id: str) -> None: ...
+
+
+class DurableClient:
+    """Start, signal and read instances; with an engine in this process, it gets the messages in memory."""
+
+    def __init__(self, hub: TaskHub, engine: Dispatch | None = None) -> None:
         self.hub = hub
-        self.notify = notify
+        self.engine = engine
+
+    async def _post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
+        if self.engine is None:
+            await self.hub.send(messages)
+            return []
+        return await self.engine.send(messages)
 
     async def start(self, name: str, instance_id: str | None, input_text: str | None, *,
                     scheduled_start: datetime | None = None, allow_override_active: bool = False) -> str:
@@ -44,22 +59,25 @@ class DurableClient:
                                   scheduled_start=scheduled_start, timestamp=now)
         message = OutboundMessage(event=event, instance_id=instance_id, execution_id=execution_id,
                                   visible_at=scheduled_start, sender={"InstanceId": "", "ExecutionId": ""})
-        await self.hub.send([message])
+        held = await self._post([message])
         row = InstanceRow(
             instance_id=instance_id, name=name, execution_id=execution_id, runtime_status="Pending",
             input=input_text, custom_status="null", created_time=now, last_updated_time=now,
             scheduled_start_time=scheduled_start, generation=generation, version="",
         )
         await self.hub.write_instance(row, replace=True)
-        # Wake the engine only once the row is there, so it never mistakes this start for a stale one.
-        self.notify([message])
+        # Hand the start over only once the row is there, so it is never mistaken for a stale one.
+        if self.engine is not None:
+            self.engine.seed_new(instance_id)  # a new execution starts from an empty history
+            self.engine.deliver(held)
         return instance_id
 
     async def _send(self, row: InstanceRow, event: Event) -> None:
         message = OutboundMessage(event=event, instance_id=row.instance_id, execution_id=row.execution_id or None,
                                   sender={"InstanceId": "", "ExecutionId": ""})
-        await self.hub.send([message])
-        self.notify([message])
+        held = await self._post([message])
+        if self.engine is not None:
+            self.engine.deliver(held)
 
     async def raise_event(self, row: InstanceRow, name: str, data_text: str | None) -> None:
         await self._send(row, new_event(EventType.EventRaised, Name=name, Input=data_text))

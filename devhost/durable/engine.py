@@ -1,8 +1,10 @@
 """The durable engine: takes messages from the task hub's queues and runs episodes and activities.
 
-Queues stay the source of truth. Speed comes from waking the right poller in-process the moment
-devhost itself writes a message (or when a timer it wrote comes due), so a step never waits for a
-polling interval; the interval only bounds how late a message written by another process is seen.
+Queues stay the source of truth, but a message devhost writes for itself never waits for a poll: it is
+written already leased to this process (invisible) and handed to its consumer in memory, which deletes
+it with the receipt the write returned. If devhost dies first, the lease runs out and the queue copy is
+received as usual. Polling only picks up what other processes write, timers as they come due, and
+what a crashed run left behind.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from devhost.config import DurableSettings
 from devhost.durable.history import Event, EventType, new_event, utcnow
@@ -29,8 +31,8 @@ MAX_BUFFERED_MESSAGES = 2000  # receive no more while this many wait for their i
 
 
 class DurableWorker(Protocol):
-    orchestrators: dict
-    activities: dict
+    orchestrators: dict[str, Any]
+    activities: dict[str, Any]
 
     async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
     async def invoke_activity(self, name: str, input_json: str | None) -> str | None: ...
@@ -65,21 +67,27 @@ class Engine:
         self.settings = settings
         self.runner = EpisodeRunner(
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
-            keep_history=settings.extended_sessions, on_sent=self.notify_sent,
+            keep_history=settings.extended_sessions, send=self.send, deliver=self.deliver,
         )
         self.sessions: dict[str, Session] = {}
         self.buffered = 0
         self.drained = asyncio.Event()
         self.wake: dict[str, asyncio.Event] = {}
         self.tasks: list[asyncio.Task[None]] = []
-        self.inflight: set[asyncio.Task[None]] = set()
-        self.activity_slots = asyncio.Semaphore(settings.max_concurrent_activities)
+        self.inflight: set[asyncio.Future[None]] = set()
         self.orchestration_slots = asyncio.Semaphore(settings.max_concurrent_orchestrations)
+        self.activity_backlog: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
+        self.activity_ids: set[str] = set()  # work items queued or running here, by message id
+        self.timers: dict[str, list[ReceivedMessage]] = {}  # pending timer messages, by instance
         self.instance_listeners: dict[str, list[Callable[[], None]]] = {}
         self.stopping = False
 
     def catalog(self) -> FunctionCatalog:
         return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys())
+
+    @property
+    def lease(self) -> float:
+        return self.settings.control_queue_visibility_timeout
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -88,6 +96,8 @@ class Engine:
         for queue in self.hub.control_queue_names:
             self.tasks.append(asyncio.create_task(self._poll_control(queue), name=f"poll {queue}"))
         self.tasks.append(asyncio.create_task(self._poll_work_items(), name="poll work items"))
+        for n in range(self.settings.max_concurrent_activities):
+            self.tasks.append(asyncio.create_task(self._activity_worker(), name=f"activity worker {n}"))
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop receiving, give running work ``grace`` seconds, then cancel it (its messages come back)."""
@@ -101,28 +111,52 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    # -- wake-ups --------------------------------------------------------------------------------
-    def notify_sent(self, messages: Sequence[OutboundMessage]) -> None:
-        """Wake the poller of each queue that just got a message (now, or when it becomes visible)."""
-        loop = asyncio.get_running_loop()
-        now = utcnow()
-        for message in messages:
-            queue = (self.hub.work_item_queue_name if message.to_work_items
-                     else self.hub.control_queue_name(message.instance_id))
-            event = self.wake.get(queue)
-            if event is None:
-                continue
-            if message.visible_at is not None and message.visible_at > now:
-                delay = (message.visible_at - now).total_seconds()
-                loop.call_later(delay + 0.005, event.set)
-            else:
-                event.set()
+    # -- sending and delivering --------------------------------------------------------------------
+    async def send(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
+        """Write ``messages``; return the immediate ones, leased to this process, for ``deliver``.
 
+        Timer messages stay invisible until they are due and are found by the poller, woken for them;
+        their receipts are kept so that the timers an instance leaves behind can be deleted at its end.
+        """
+        now = utcnow()
+        immediate = [m for m in messages if m.visible_at is None or m.visible_at <= now]
+        delayed = [m for m in messages if m.visible_at is not None and m.visible_at > now]
+        held, timers = await asyncio.gather(self.hub.send_held(immediate, self.lease),
+                                            self.hub.send_held(delayed, 0.0))
+        loop = asyncio.get_running_loop()
+        for message, timer in zip(delayed, timers, strict=True):
+            self.timers.setdefault(message.instance_id, []).append(timer)
+            assert message.visible_at is not None
+            event = self.wake.get(timer.queue)
+            if event is not None:
+                loop.call_later((message.visible_at - now).total_seconds() + 0.005, event.set)
+        return held
+
+    def deliver(self, messages: Iterable[ReceivedMessage], finished: str | None = None) -> None:
+        """Hand messages written by this process to their consumers; ``finished``: an instance that ended."""
+        for message in messages:
+            if message.queue == self.hub.work_item_queue_name:
+                self._offer_activity(message)
+            else:
+                self._enqueue(message)
+        if finished is not None:
+            self._spawn(self._drop_timers(finished))
+
+    def seed_new(self, instance_id: str) -> None:
+        self.runner.seed_new(instance_id)
+
+    async def _drop_timers(self, instance_id: str) -> None:
+        """Delete the timer messages of a finished instance: they could only be discarded on arrival,
+        and Azurite's queue calls slow down with every message a queue holds."""
+        for timer in self.timers.pop(instance_id, []):
+            await self._delete(timer)
+
+    # -- wake-ups and listeners ---------------------------------------------------------------------
     def on_instance_change(self, instance_id: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` after every checkpoint of ``instance_id``; returns the unsubscribe function."""
         self.instance_listeners.setdefault(instance_id, []).append(callback)
@@ -154,8 +188,7 @@ class Engine:
                 continue
             wake.clear()
             try:
-                messages = await self.hub.receive(queue, self.settings.control_queue_batch_size,
-                                                  self.settings.control_queue_visibility_timeout)
+                messages = await self.hub.receive(queue, self.settings.control_queue_batch_size, self.lease)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -170,10 +203,10 @@ class Engine:
 
     def _enqueue(self, message: ReceivedMessage) -> None:
         session = self.sessions.setdefault(message.instance_id, Session())
-        # A message seen again (its visibility ran out while it waited) replaces the older copy.
-        session.pending = [m for m in session.pending if m.message_id != message.message_id]
-        session.pending.append(message)
-        self.buffered += 1
+        # A message seen again (its lease ran out while it waited) replaces the older copy.
+        kept = [m for m in session.pending if m.message_id != message.message_id]
+        self.buffered += 1 - (len(session.pending) - len(kept))
+        session.pending = [*kept, message]
         if not session.running:
             session.running = True
             self._spawn(self._run_session(message.instance_id, session))
@@ -211,10 +244,15 @@ class Engine:
             delay = min(2.0 ** max(m.dequeue_count for m in batch), 60.0)
             await self._retry_later(batch, delay)
             return
-        await asyncio.gather(*(self._delete(m) for m in consumed))
+        # The checkpoint is written: deleting what it consumed can happen beside the next episode.
+        if consumed:
+            self._spawn(self._delete_all(consumed))
         if deferred:
             await self._retry_later(deferred, 1.0)
         log.debug("Episode of '%s' took %.1f ms", instance_id, (time.perf_counter() - started) * 1000)
+
+    async def _delete_all(self, messages: Sequence[ReceivedMessage]) -> None:
+        await asyncio.gather(*(self._delete(m) for m in messages))
 
     async def _delete(self, message: ReceivedMessage) -> None:
         try:
@@ -236,18 +274,23 @@ class Engine:
                 asyncio.get_running_loop().call_later(delay + 0.005, event.set)
 
     # -- activities ---------------------------------------------------------------------------------
+    def _offer_activity(self, message: ReceivedMessage) -> None:
+        if message.message_id in self.activity_ids:
+            return  # a copy received again while the first one waits or runs here
+        self.activity_ids.add(message.message_id)
+        self.activity_backlog.put_nowait(message)
+
     async def _poll_work_items(self) -> None:
         queue = self.hub.work_item_queue_name
         wake = self.wake[queue]
         limit = self.settings.max_concurrent_activities
         while not self.stopping:
-            free = limit - sum(1 for t in self.inflight if t.get_name().startswith("activity"))
-            if free <= 0:
-                await asyncio.sleep(0.005)
-                continue
             wake.clear()
+            if self.activity_backlog.qsize() >= limit:
+                await self._wait_for_wake(queue)
+                continue
             try:
-                messages = await self.hub.receive(queue, min(free, 32), self.settings.work_item_visibility_timeout)
+                messages = await self.hub.receive(queue, min(limit, 32), self.settings.work_item_visibility_timeout)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -258,10 +301,19 @@ class Engine:
                 await self._wait_for_wake(queue)
                 continue
             for message in messages:
-                task = asyncio.ensure_future(self._run_activity(message))
-                task.set_name(f"activity {message.message_id}")
-                self.inflight.add(task)
-                task.add_done_callback(self.inflight.discard)
+                self._offer_activity(message)
+
+    async def _activity_worker(self) -> None:
+        while True:
+            message = await self.activity_backlog.get()
+            try:
+                await self._run_activity(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Activity message %s failed; it will be retried", message.message_id)
+            finally:
+                self.activity_ids.discard(message.message_id)
 
     async def _run_activity(self, message: ReceivedMessage) -> None:
         scheduled = message.event
@@ -276,11 +328,11 @@ class Engine:
                 event=reply, instance_id=message.instance_id, execution_id=message.execution_id,
                 sender={"InstanceId": message.instance_id, "ExecutionId": message.execution_id or ""},
             )
-            await self.hub.send([outbound])
-            self.notify_sent([outbound])
+            held = await self.send([outbound])
         finally:
             renew.cancel()
-        await self._delete(message)
+        self.deliver(held)
+        self._spawn(self._delete(message))
 
     async def _execute_activity(self, scheduled: Event) -> Event:
         name = scheduled["Name"]

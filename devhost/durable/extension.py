@@ -14,6 +14,7 @@ from devhost.durable.binding import client_binding_json
 from devhost.durable.client import DurableClient
 from devhost.durable.engine import Engine
 from devhost.durable.taskhub.base import TaskHub
+from devhost.durable.taskhub.row_cache import RowCachingTaskHub
 
 if TYPE_CHECKING:
     from devhost.worker.invoker import Worker
@@ -28,9 +29,10 @@ class DurableExtension:
         self.config = config
         self.worker = worker
         self.hub_name = config.durable.hub_name
-        self.hub: TaskHub = hub or self._storage_hub(self.hub_name)
+        # The engine and client of this process write every row of this hub: status reads come from memory.
+        self.hub: TaskHub = RowCachingTaskHub(hub or self._storage_hub(self.hub_name))
         self.engine = Engine(self.hub, worker, config.durable)
-        self.client = DurableClient(self.hub, self.engine.notify_sent)
+        self.client = DurableClient(self.hub, self.engine)
         self.other_clients: dict[str, DurableClient] = {}
         self.api = DurableApi(self)
 

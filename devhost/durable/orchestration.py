@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -117,14 +117,27 @@ class EpisodeRunner:
 
     def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
                  *, store_inputs: bool = False, keep_history: bool = True,
-                 on_sent: Callable[[Sequence[OutboundMessage]], None] = lambda _: None) -> None:
+                 send: Callable[[Sequence[OutboundMessage]], Awaitable[list[ReceivedMessage]]] | None = None,
+                 deliver: Callable[[list[ReceivedMessage], str | None], None] = lambda _, __: None) -> None:
         self.hub = hub
         self.worker = worker
         self.catalog = catalog
         self.store_inputs = store_inputs
         self.keep_history = keep_history
-        self.on_sent = on_sent
+        # ``send`` writes the messages and returns those leased to this process, which ``deliver``
+        # hands to their consumers in memory once the checkpoint is written (with the instance id
+        # when the episode finished it). Without an engine they are plain queue messages.
+        self.send = send or self._send_plain
+        self.deliver = deliver
         self.cache: dict[str, CachedHistory] = {}
+
+    async def _send_plain(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
+        await self.hub.send(messages)
+        return []
+
+    def seed_new(self, instance_id: str) -> None:
+        """An instance the client just created: its history is known to be empty, no need to read it."""
+        self.cache.setdefault(instance_id, CachedHistory(None, [], None))
 
     def forget(self, instance_id: str) -> None:
         self.cache.pop(instance_id, None)
@@ -159,7 +172,9 @@ class EpisodeRunner:
                     result.consumed.append(message)  # a redelivered start of this execution
                     result.redelivered = True
                     continue
-                row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
+                # A start this process's client just wrote (dequeue count 0) is current by construction.
+                row = None if message.dequeue_count == 0 else await self.hub.get_instance(
+                    instance_id, fetch_input=False, fetch_output=False)
                 if row is not None and row.execution_id and row.execution_id != started_id:
                     # The client sends the message before it writes the row, so a mismatch may only be
                     # a start whose row is a moment away; after a few tries it is a superseded start.
@@ -463,12 +478,17 @@ class Episode:
     # -- commit ----------------------------------------------------------------------------------
     async def commit(self, etag: str | None) -> str:
         hub = self.hub
-        if self.outbound:
-            await hub.send(self.outbound)
-            self.runner.on_sent(self.outbound)
+        held = await self.runner.send(self.outbound) if self.outbound else []
+        # Activities may run while the checkpoint is written: their results queue behind this episode,
+        # and after a crash the out-of-order guard holds them until the checkpoint exists (as DTFx does).
+        work_items = [m for m in held if m.queue == hub.work_item_queue_name]
+        if work_items:
+            self.runner.deliver(work_items, None)
+            held = [m for m in held if m.queue != hub.work_item_queue_name]
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
         await hub.merge_instance(self.instance_id, self.instance_columns(self.written))
+        self.runner.deliver(held, self.instance_id if self.final_completion is not None else None)
         return new_etag
 
     def instance_columns(self, events: list[Event]) -> dict[str, Any]:

@@ -295,7 +295,20 @@ class AzureStorageTaskHub:
         else:
             await asyncio.gather(*(self._send_one(message, now) for message in messages))
 
-    async def _send_one(self, message: OutboundMessage, now: datetime) -> None:
+    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        """Send messages already leased to this process: hidden for ``lease`` s, with their receipts.
+
+        The sender hands them to its own consumer in memory; the queue copy is what survives a crash
+        (it becomes visible when the lease runs out and is then received as usual).
+        """
+        if not messages:
+            return []
+        now = utcnow()
+        held = await asyncio.gather(*(self._send_one(message, now, lease) for message in messages))
+        return [message for message in held if message is not None]
+
+    async def _send_one(self, message: OutboundMessage, now: datetime,
+                        lease: float | None = None) -> ReceivedMessage | None:
         queue = (
             self._work_items_name if message.to_work_items else self.control_queue_name(message.instance_id)
         )
@@ -311,7 +324,17 @@ class AzureStorageTaskHub:
         delay = 0
         if message.visible_at is not None:
             delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
-        await _guard(f"sending to {queue}", rest.put_message(self._queue_clients[queue], text, delay))
+        if lease is not None:
+            delay = max(delay, max(1, codec.visibility_seconds(lease)))
+        item = await _guard(f"sending to {queue}", rest.put_message(self._queue_clients[queue], text, delay))
+        if lease is None:
+            return None
+        return ReceivedMessage(
+            queue=queue, message_id=item.message_id, receipt=item.pop_receipt, dequeue_count=0,
+            inserted_on=item.inserted_on, event=message.event, instance_id=message.instance_id,
+            execution_id=message.execution_id, sequence_number=envelope.get("SequenceNumber") or 0,
+            episode=message.episode, activity_id=activity_id, raw=envelope,
+        )
 
     async def receive(
         self, queue: str, max_messages: int, visibility_timeout: float

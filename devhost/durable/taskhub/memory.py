@@ -103,7 +103,14 @@ class MemoryTaskHub:
     # --------------------------------------------------------------------------------------- queues
 
     async def send(self, messages: Sequence[OutboundMessage]) -> None:
+        self._put(messages, None)
+
+    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        return self._put(messages, lease)
+
+    def _put(self, messages: Sequence[OutboundMessage], lease: float | None) -> list[ReceivedMessage]:
         now = self.clock()
+        held: list[ReceivedMessage] = []
         for message in messages:
             queue = (
                 self._work_items_name
@@ -114,13 +121,24 @@ class MemoryTaskHub:
             delay = 0
             if message.visible_at is not None:
                 delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
+            if lease is not None:
+                delay = max(delay, max(1, codec.visibility_seconds(lease)))
             stored = _StoredMessage(
                 id=str(uuid.uuid4()),
                 text=codec.dumps_envelope(envelope),
                 inserted_on=now.replace(microsecond=0),  # the queue service keeps whole seconds
                 visible_at=now + timedelta(seconds=delay),
+                receipt=uuid.uuid4().hex,
             )
             self._queues[queue][stored.id] = stored
+            if lease is not None:
+                held.append(ReceivedMessage(
+                    queue=queue, message_id=stored.id, receipt=stored.receipt, dequeue_count=0,
+                    inserted_on=stored.inserted_on, event=message.event, instance_id=message.instance_id,
+                    execution_id=message.execution_id, sequence_number=envelope.get("SequenceNumber") or 0,
+                    episode=message.episode, activity_id=envelope.get("ActivityId") or "", raw=envelope,
+                ))
+        return held
 
     async def receive(
         self, queue: str, max_messages: int, visibility_timeout: float

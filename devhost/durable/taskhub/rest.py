@@ -68,8 +68,8 @@ class QueueItem:
     text: str
 
 
-async def put_message(client: QueueClient, text: str, visibility_seconds: int) -> None:
-    """Put Message with infinite time-to-live (``messagettl=-1``)."""
+async def put_message(client: QueueClient, text: str, visibility_seconds: int) -> QueueItem:
+    """Put Message with infinite time-to-live (``messagettl=-1``); returns its id and pop receipt."""
     url = f"{client.url}/messages?messagettl=-1"
     if visibility_seconds:
         url += f"&visibilitytimeout={visibility_seconds}"
@@ -86,6 +86,16 @@ async def put_message(client: QueueClient, text: str, visibility_seconds: int) -
     response = await _send(client, request)
     if response.status_code != 201:
         raise _error(response)
+    node = ElementTree.fromstring(response.content).find("QueueMessage")
+    if node is None:
+        raise StorageCallError(response.status_code, "NoMessageInReply", "Put Message answered without the message")
+    return QueueItem(
+        message_id=node.findtext("MessageId") or "",
+        pop_receipt=node.findtext("PopReceipt") or "",
+        dequeue_count=0,
+        inserted_on=parsedate_to_datetime(node.findtext("InsertionTime") or ""),
+        text=text,
+    )
 
 
 async def get_messages(client: QueueClient, count: int, visibility_seconds: int) -> list[QueueItem]:

@@ -67,7 +67,7 @@ async def running_engine(hub: TaskHub | None = None, **overrides: Any) -> AsyncI
     engine = Engine(hub, toy_worker(), replace(FAST, **overrides))
     await engine.start()
     try:
-        yield Harness(hub, engine, DurableClient(hub, engine.notify_sent))
+        yield Harness(hub, engine, DurableClient(hub, engine))
     finally:
         await engine.stop()
 

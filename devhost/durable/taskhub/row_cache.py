@@ -1,0 +1,149 @@
+"""A write-through cache of Instances rows in front of a task hub.
+
+devhost's engine and client write every Instances row change of the hub they run, so the last row each
+wrote is what storage holds: status reads (clients poll them many times a second) and the existence
+checks of the management API can be answered from memory. Storage stays the truth: every write goes
+there first, purges and rewinds drop the entry, unknown instances are read from storage, and a restart
+starts with an empty cache.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from devhost.durable.history import Event
+from devhost.durable.taskhub.base import (
+    HistoryPage,
+    InstanceQuery,
+    InstanceRow,
+    OutboundMessage,
+    ReceivedMessage,
+    TaskHub,
+)
+
+# Provider column name -> InstanceRow field.
+COLUMN_FIELDS = {
+    "ExecutionId": "execution_id", "Name": "name", "Version": "version", "Input": "input", "Output": "output",
+    "CustomStatus": "custom_status", "CreatedTime": "created_time", "LastUpdatedTime": "last_updated_time",
+    "CompletedTime": "completed_time", "RuntimeStatus": "runtime_status",
+    "ScheduledStartTime": "scheduled_start_time", "Generation": "generation", "Tags": "tags",
+}
+
+
+class RowCachingTaskHub:
+    """Delegates to ``inner``; keeps up to ``capacity`` Instances rows, least recently used dropped first."""
+
+    def __init__(self, inner: TaskHub, capacity: int = 20_000) -> None:
+        self.inner = inner
+        self.capacity = capacity
+        self.rows: OrderedDict[str, InstanceRow] = OrderedDict()
+
+    # -- pass-through ----------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def partition_count(self) -> int:
+        return self.inner.partition_count
+
+    @property
+    def control_queue_names(self) -> list[str]:
+        return self.inner.control_queue_names
+
+    @property
+    def work_item_queue_name(self) -> str:
+        return self.inner.work_item_queue_name
+
+    def control_queue_name(self, instance_id: str) -> str:
+        return self.inner.control_queue_name(instance_id)
+
+    async def create_if_not_exists(self) -> None:
+        await self.inner.create_if_not_exists()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def send(self, messages: Sequence[OutboundMessage]) -> None:
+        await self.inner.send(messages)
+
+    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        return await self.inner.send_held(messages, lease)
+
+    async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]:
+        return await self.inner.receive(queue, max_messages, visibility_timeout)
+
+    async def delete(self, message: ReceivedMessage) -> None:
+        await self.inner.delete(message)
+
+    async def set_visibility(self, message: ReceivedMessage, seconds: float) -> None:
+        await self.inner.set_visibility(message, seconds)
+
+    async def load_history(self, instance_id: str) -> HistoryPage:
+        return await self.inner.load_history(instance_id)
+
+    async def append_history(self, instance_id: str, execution_id: str, start_index: int,
+                             events: Sequence[Event], etag: str | None) -> str:
+        return await self.inner.append_history(instance_id, execution_id, start_index, events, etag)
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
+        return await self.inner.query_instances(query)
+
+    # -- the cached Instances rows -----------------------------------------------------------------
+    def _remember(self, row: InstanceRow) -> None:
+        self.rows[row.instance_id] = row
+        self.rows.move_to_end(row.instance_id)
+        while len(self.rows) > self.capacity:
+            self.rows.popitem(last=False)
+
+    def forget(self, instance_id: str) -> None:
+        self.rows.pop(instance_id, None)
+
+    async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
+                           fetch_output: bool = True) -> InstanceRow | None:
+        cached = self.rows.get(instance_id)
+        if cached is not None:
+            self.rows.move_to_end(instance_id)
+            return replace(cached)
+        row = await self.inner.get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output)
+        if row is not None and fetch_input and fetch_output:
+            self._remember(replace(row))
+        return row
+
+    async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
+        await self.inner.write_instance(row, replace=replace)
+        if replace:
+            self._remember(_copy(row))
+        elif row.instance_id in self.rows:
+            current = self.rows[row.instance_id]
+            for field_name in COLUMN_FIELDS.values():
+                value = getattr(row, field_name)
+                if value is not None:
+                    setattr(current, field_name, value)
+
+    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
+        await self.inner.merge_instance(instance_id, columns)
+        current = self.rows.get(instance_id)
+        if current is None:
+            return  # the full row is not known here; the next read fetches it
+        for column, value in columns.items():
+            field_name = COLUMN_FIELDS.get(column)
+            if field_name is not None and value is not None:  # merges leave columns given as None alone
+                setattr(current, field_name, value)
+
+    async def purge_instance(self, instance_id: str) -> bool:
+        self.forget(instance_id)
+        try:
+            return await self.inner.purge_instance(instance_id)
+        finally:
+            self.forget(instance_id)
+
+
+def _copy(row: InstanceRow) -> InstanceRow:
+    return replace(row, etag=None)

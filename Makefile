@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint format bench clean
+.PHONY: setup run test test-other-pythons lint format bench clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -23,6 +23,9 @@ run: setup
 test: setup
 	$(PY) -m pytest -q
 
+test-other-pythons: setup
+	bash .ci/other-pythons
+
 lint: setup
 	$(PY) -m ruff check .
 
@@ -34,4 +37,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .devhost .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 node_modules .devhost .pytest_cache .ruff_cache

@@ -128,8 +128,14 @@ def start_azurite(
 
 
 def start_temporary_azurite(search_from: Path | None = None) -> AzuriteProcess:
-    """Azurite on free ports with a fresh temporary location, for tests and benchmarks."""
-    location = Path(tempfile.mkdtemp(prefix="azurite-"))
+    """Azurite on free ports with a fresh temporary location, for tests and benchmarks.
+
+    The location is on tmpfs (/dev/shm) where there is one: still Azurite's on-disk mode (no in-memory
+    clean-up freezes), at about half the cost per storage call of a real disk.
+    """
+    shm = Path("/dev/shm")
+    use_shm = shm.is_dir() and os.access(shm, os.W_OK)
+    location = Path(tempfile.mkdtemp(prefix="azurite-", dir=shm if use_shm else None))
     ports = (free_port(), free_port(), free_port())
     return start_azurite(location=location, ports=ports, search_from=search_from)
 

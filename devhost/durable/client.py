@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace as replace_fields
 from datetime import datetime
 from typing import Protocol
@@ -27,9 +28,9 @@ class InstanceExists(DevhostError):
 class Dispatch(Protocol):
     """The engine's side of sending: messages it will consume are handed over in memory."""
 
-    async def send(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]: ...
-    def deliver(self, messages: Iterable[ReceivedMessage], finished: str | None = None) -> None: ...
+    def post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]: ...
     def seed_new(self, instance_id: str) -> None: ...
+    def expect_row(self, instance_id: str) -> asyncio.Future[None]: ...
 
 
 class DurableClient:
@@ -39,17 +40,22 @@ class DurableClient:
         self.hub = hub
         self.engine = engine
 
-    async def _post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
+    async def _post(self, messages: Sequence[OutboundMessage]) -> None:
+        """Send; the engine here may start on the messages before they are stored, the caller may not."""
         if self.engine is None:
             await self.hub.send(messages)
-            return []
-        return await self.engine.send(messages)
+            return
+        written = [m.written for m in self.engine.post(messages) if m.written is not None]
+        await asyncio.gather(*written)
 
     async def start(self, name: str, instance_id: str | None, input_text: str | None, *,
                     scheduled_start: datetime | None = None, allow_override_active: bool = False) -> str:
         """Send ExecutionStarted, then write the Pending row (the provider's order); return the id."""
+        # A fresh GUID cannot be in use: only a caller-chosen id needs the existence check.
+        existing = None
+        if instance_id:
+            existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
         instance_id = instance_id or uuid.uuid4().hex
-        existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
         if existing is not None and existing.runtime_status in ACTIVE_STATUSES and not allow_override_active:
             raise InstanceExists(existing.runtime_status)
         execution_id = uuid.uuid4().hex
@@ -59,25 +65,30 @@ class DurableClient:
                                   scheduled_start=scheduled_start, timestamp=now)
         message = OutboundMessage(event=event, instance_id=instance_id, execution_id=execution_id,
                                   visible_at=scheduled_start, sender={"InstanceId": "", "ExecutionId": ""})
-        held = await self._post([message])
         row = InstanceRow(
             instance_id=instance_id, name=name, execution_id=execution_id, runtime_status="Pending",
             input=input_text, custom_status="null", created_time=now, last_updated_time=now,
             scheduled_start_time=scheduled_start, generation=generation, version="",
         )
-        await self.hub.write_instance(row, replace=True)
-        # Hand the start over only once the row is there, so it is never mistaken for a stale one.
-        if self.engine is not None:
-            self.engine.seed_new(instance_id)  # a new execution starts from an empty history
-            self.engine.deliver(held)
+        if self.engine is None:
+            await self.hub.send([message])
+            await self.hub.write_instance(row, replace=True)
+            return instance_id
+        # The engine may run the first episode while the message and the Pending row are being written;
+        # that episode's row merge waits for the row, which waits for the message (the provider's order).
+        self.engine.seed_new(instance_id)  # a new execution starts from an empty history
+        row_written = self.engine.expect_row(instance_id)
+        try:
+            await self._post([message])
+            await self.hub.write_instance(row, replace=True)
+        finally:
+            row_written.set_result(None)
         return instance_id
 
     async def _send(self, row: InstanceRow, event: Event) -> None:
         message = OutboundMessage(event=event, instance_id=row.instance_id, execution_id=row.execution_id or None,
                                   sender={"InstanceId": "", "ExecutionId": ""})
-        held = await self._post([message])
-        if self.engine is not None:
-            self.engine.deliver(held)
+        await self._post([message])
 
     async def raise_event(self, row: InstanceRow, name: str, data_text: str | None) -> None:
         await self._send(row, new_event(EventType.EventRaised, Name=name, Input=data_text))

@@ -67,7 +67,7 @@ class Engine:
         self.settings = settings
         self.runner = EpisodeRunner(
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
-            keep_history=settings.extended_sessions, send=self.send, deliver=self.deliver,
+            keep_history=settings.extended_sessions, post=self.post, finished=self.finished,
         )
         self.sessions: dict[str, Session] = {}
         self.buffered = 0
@@ -117,17 +117,20 @@ class Engine:
         task.add_done_callback(self.inflight.discard)
 
     # -- sending and delivering --------------------------------------------------------------------
-    async def send(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
-        """Write ``messages``; return the immediate ones, leased to this process, for ``deliver``.
+    def post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
+        """Write ``messages`` and hand the immediate ones to their consumers here, without waiting.
 
-        Timer messages stay invisible until they are due and are found by the poller, woken for them;
-        their receipts are kept so that the timers an instance leaves behind can be deleted at its end.
+        Consumers may start on a message before the queue has it: what they produce is only committed
+        behind the episode or reply that depends on it, and deleting a message waits for its write. The
+        caller awaits ``written`` of the returned messages where it needs them durable (before its own
+        checkpoint, before answering a client). Timer messages stay invisible until due; the poller is
+        woken for them, and their receipts are kept to delete the timers an instance leaves behind.
         """
         now = utcnow()
         immediate = [m for m in messages if m.visible_at is None or m.visible_at <= now]
         delayed = [m for m in messages if m.visible_at is not None and m.visible_at > now]
-        held, timers = await asyncio.gather(self.hub.send_held(immediate, self.lease),
-                                            self.hub.send_held(delayed, 0.0))
+        held = self.hub.start_held(immediate, self.lease) if immediate else []
+        timers = self.hub.start_held(delayed, 0.0) if delayed else []
         loop = asyncio.get_running_loop()
         for message, timer in zip(delayed, timers, strict=True):
             self.timers.setdefault(message.instance_id, []).append(timer)
@@ -135,17 +138,24 @@ class Engine:
             event = self.wake.get(timer.queue)
             if event is not None:
                 loop.call_later((message.visible_at - now).total_seconds() + 0.005, event.set)
-        return held
+        self.deliver(held)
+        return [*held, *timers]
 
-    def deliver(self, messages: Iterable[ReceivedMessage], finished: str | None = None) -> None:
-        """Hand messages written by this process to their consumers; ``finished``: an instance that ended."""
+    def deliver(self, messages: Iterable[ReceivedMessage]) -> None:
+        """Hand messages written by this process to their consumers."""
         for message in messages:
             if message.queue == self.hub.work_item_queue_name:
                 self._offer_activity(message)
             else:
                 self._enqueue(message)
-        if finished is not None:
-            self._spawn(self._drop_timers(finished))
+
+    def finished(self, instance_id: str) -> None:
+        """An instance ended: its remaining timer messages can go."""
+        self._spawn(self._drop_timers(instance_id))
+
+    def expect_row(self, instance_id: str) -> asyncio.Future[None]:
+        """The client is about to write this instance's row; the engine's first row merge waits for it."""
+        return self.runner.expect_row(instance_id)
 
     def seed_new(self, instance_id: str) -> None:
         self.runner.seed_new(instance_id)
@@ -255,6 +265,11 @@ class Engine:
         await asyncio.gather(*(self._delete(m) for m in messages))
 
     async def _delete(self, message: ReceivedMessage) -> None:
+        if message.settle is not None:
+            await message.settle(True)
+            return
+        if not await message.wait_written():
+            return
         try:
             await self.hub.delete(message)
         except Exception as exc:  # a message re-received meanwhile has a new receipt: its copy will be handled
@@ -262,6 +277,11 @@ class Engine:
 
     async def _retry_later(self, messages: Sequence[ReceivedMessage], delay: float) -> None:
         async def hide(message: ReceivedMessage) -> None:
+            if message.settle is not None:
+                await message.settle(False)  # in memory only: its leased work item comes back by itself
+                return
+            if not await message.wait_written():
+                return
             try:
                 await self.hub.set_visibility(message, delay)
             except Exception as exc:
@@ -324,15 +344,31 @@ class Engine:
         renew = asyncio.ensure_future(self._keep_hidden(message, self.settings.work_item_visibility_timeout))
         try:
             reply = await self._execute_activity(scheduled)
-            outbound = OutboundMessage(
-                event=reply, instance_id=message.instance_id, execution_id=message.execution_id,
-                sender={"InstanceId": message.instance_id, "ExecutionId": message.execution_id or ""},
-            )
-            held = await self.send([outbound])
-        finally:
+        except BaseException:
             renew.cancel()
-        self.deliver(held)
-        self._spawn(self._delete(message))
+            raise
+        self._enqueue(self._reply_in_memory(message, reply, renew))
+
+    def _reply_in_memory(self, work_item: ReceivedMessage, reply: Event,
+                         renew: asyncio.Future[None]) -> ReceivedMessage:
+        """The activity's result, handed to its orchestration without writing it to a queue.
+
+        The work item stays in its queue (its lease renewed) until the orchestration has checkpointed
+        the result; only then is it deleted. After a crash the work item comes back and the activity
+        runs again, which is the guarantee a queued reply would give, for one write and one delete less.
+        """
+        async def settle(consumed: bool) -> None:
+            renew.cancel()
+            if consumed:
+                await self._delete(work_item)
+
+        queue = self.hub.control_queue_name(work_item.instance_id)
+        message = ReceivedMessage(
+            queue=queue, message_id=f"local:{work_item.message_id}:{work_item.dequeue_count}", receipt="",
+            dequeue_count=0, inserted_on=utcnow(), event=reply, instance_id=work_item.instance_id,
+            execution_id=work_item.execution_id, settle=settle,
+        )
+        return message
 
     async def _execute_activity(self, scheduled: Event) -> Event:
         name = scheduled["Name"]
@@ -358,6 +394,8 @@ class Engine:
 
     async def _keep_hidden(self, message: ReceivedMessage, visibility: float) -> None:
         """Renew a long activity's lease so its message does not reappear while it still runs."""
+        if not await message.wait_written():
+            return
         while True:
             await asyncio.sleep(max(visibility / 2, 0.5))
             try:

@@ -8,10 +8,11 @@ what history already holds, so a redelivery never adds a row twice or completes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -117,23 +118,26 @@ class EpisodeRunner:
 
     def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
                  *, store_inputs: bool = False, keep_history: bool = True,
-                 send: Callable[[Sequence[OutboundMessage]], Awaitable[list[ReceivedMessage]]] | None = None,
-                 deliver: Callable[[list[ReceivedMessage], str | None], None] = lambda _, __: None) -> None:
+                 post: Callable[[Sequence[OutboundMessage]], list[ReceivedMessage]] | None = None,
+                 finished: Callable[[str], None] = lambda _: None) -> None:
         self.hub = hub
         self.worker = worker
         self.catalog = catalog
         self.store_inputs = store_inputs
         self.keep_history = keep_history
-        # ``send`` writes the messages and returns those leased to this process, which ``deliver``
-        # hands to their consumers in memory once the checkpoint is written (with the instance id
-        # when the episode finished it). Without an engine they are plain queue messages.
-        self.send = send or self._send_plain
-        self.deliver = deliver
+        # ``post`` writes messages and hands those for this process to their consumers at once; the
+        # episode waits for them to be stored before its checkpoint. ``finished`` hears of instances
+        # that ended. Without an engine, messages are plain queue messages.
+        self.post = post
+        self.finished = finished
+        self.row_writes: dict[str, asyncio.Future[None]] = {}
         self.cache: dict[str, CachedHistory] = {}
 
-    async def _send_plain(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]:
-        await self.hub.send(messages)
-        return []
+    def expect_row(self, instance_id: str) -> asyncio.Future[None]:
+        """A client is writing this instance's row: its first checkpoint must not merge before that."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.row_writes[instance_id] = future
+        return future
 
     def seed_new(self, instance_id: str) -> None:
         """An instance the client just created: its history is known to be empty, no need to read it."""
@@ -478,17 +482,24 @@ class Episode:
     # -- commit ----------------------------------------------------------------------------------
     async def commit(self, etag: str | None) -> str:
         hub = self.hub
-        held = await self.runner.send(self.outbound) if self.outbound else []
-        # Activities may run while the checkpoint is written: their results queue behind this episode,
-        # and after a crash the out-of-order guard holds them until the checkpoint exists (as DTFx does).
-        work_items = [m for m in held if m.queue == hub.work_item_queue_name]
-        if work_items:
-            self.runner.deliver(work_items, None)
-            held = [m for m in held if m.queue != hub.work_item_queue_name]
+        runner = self.runner
+        if self.outbound:
+            # Consumers here may start at once (their results queue behind this episode, and after a
+            # crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
+            # checkpoint itself waits until the queues hold every message (the provider's commit order).
+            if runner.post is not None:
+                written = [m.written for m in runner.post(self.outbound) if m.written is not None]
+                await asyncio.gather(*written)
+            else:
+                await hub.send(self.outbound)
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
+        row_write = runner.row_writes.pop(self.instance_id, None)
+        if row_write is not None:
+            await asyncio.shield(row_write)  # the client's Pending row must not land after this merge
         await hub.merge_instance(self.instance_id, self.instance_columns(self.written))
-        self.runner.deliver(held, self.instance_id if self.final_completion is not None else None)
+        if self.final_completion is not None:
+            runner.finished(self.instance_id)
         return new_etag
 
     def instance_columns(self, events: list[Event]) -> dict[str, Any]:

@@ -20,7 +20,11 @@ def test_progress_is_visible_step_by_step(host: RunningHost) -> None:
 
     final = poll(lambda: status(urls), record, timeout=30).json
     assert final["runtimeStatus"] == "Completed"
-    assert seen[0]["nextActions"] == ["A", "B", "C"] and seen[0]["foo"] == 2
+    # The first status lasts only while activity A runs (milliseconds); the replay tests pin it down,
+    # here it is checked only when the poller caught it.
+    if "progress" not in seen[0]:
+        assert seen[0] == {"nextActions": ["A", "B", "C"], "foo": 2}
+    assert all(s["foo"] == 2 for s in seen)
     intermediate = [s for s in seen if 0 < s.get("progress", 0) < 1]
     assert len(intermediate) >= 2, seen
     assert [s["progress"] for s in intermediate] == sorted(s["progress"] for s in intermediate)

@@ -26,7 +26,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from devhost.durable.history import Event, format_timestamp, utcnow
-from devhost.durable.taskhub import codec, keys, rest, table_batch
+from devhost.durable.taskhub import codec, keys, rest, storage_http, table_batch
 from devhost.durable.taskhub.base import (
     WORK_ITEM_QUEUE,
     HistoryPage,
@@ -116,6 +116,11 @@ async def _guard(what: str, call: Awaitable[T]) -> T:
         raise TaskHubError(f"{what} failed: {exc}") from exc
 
 
+def _log_failed_put(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("Writing a message failed: %s", future.exception())
+
+
 class AzureStorageTaskHub:
     """A task hub in Azure Storage; see ``devhost.durable.taskhub.base.TaskHub`` for the contract."""
 
@@ -159,6 +164,12 @@ class AzureStorageTaskHub:
             self._blob_service.url,
         )
         self._leases = self._blob_service.get_container_client(self.leases_container_name)
+        # The hot calls (rest, table_batch) go on one lean aiohttp session signed with the account key;
+        # without a key (SAS/token) the lean client is None and they stay on the SDK pipelines.
+        self._http = storage_http.for_clients(connection_string, self._table_service, self._queue_service)
+        if self._http is not None:
+            for client in [self._history, self._instances, *self._queue_clients.values()]:
+                storage_http.attach(client, self._http)
 
     # ---------------------------------------------------------------------------------------- setup
 
@@ -261,6 +272,8 @@ class AzureStorageTaskHub:
         await asyncio.gather(
             self._table_service.close(), self._queue_service.close(), self._blob_service.close()
         )
+        if self._http is not None:
+            await self._http.close()
 
     # ---------------------------------------------------------------------------------------- names
 
@@ -301,40 +314,60 @@ class AzureStorageTaskHub:
         The sender hands them to its own consumer in memory; the queue copy is what survives a crash
         (it becomes visible when the lease runs out and is then received as usual).
         """
-        if not messages:
-            return []
-        now = utcnow()
-        held = await asyncio.gather(*(self._send_one(message, now, lease) for message in messages))
-        return [message for message in held if message is not None]
+        held = self.start_held(messages, lease)
+        await asyncio.gather(*(message.written for message in held if message.written is not None))
+        return held
 
-    async def _send_one(self, message: OutboundMessage, now: datetime,
-                        lease: float | None = None) -> ReceivedMessage | None:
+    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        """``send_held`` without waiting: each message's ``written`` completes when the queue has it."""
+        now = utcnow()
+        held: list[ReceivedMessage] = []
+        for message in messages:
+            queue, activity_id, envelope, text = self._encode(message)
+            received = ReceivedMessage(
+                queue=queue, message_id=f"pending:{activity_id}", receipt="", dequeue_count=0, inserted_on=now,
+                event=message.event, instance_id=message.instance_id, execution_id=message.execution_id,
+                sequence_number=envelope.get("SequenceNumber") or 0, episode=message.episode,
+                activity_id=activity_id, raw=envelope,
+            )
+            received.written = asyncio.ensure_future(self._put_held(received, message, text, now, lease))
+            received.written.add_done_callback(_log_failed_put)
+            held.append(received)
+        return held
+
+    async def _put_held(self, received: ReceivedMessage, message: OutboundMessage, text: str, now: datetime,
+                        lease: float) -> None:
+        item = await self._put(message, received.queue, received.activity_id, text, now, lease)
+        received.message_id, received.receipt, received.inserted_on = (
+            item.message_id, item.pop_receipt, item.inserted_on)
+
+    async def _send_one(self, message: OutboundMessage, now: datetime) -> None:
+        queue, activity_id, _, text = self._encode(message)
+        await self._put(message, queue, activity_id, text, now, None)
+
+    def _encode(self, message: OutboundMessage) -> tuple[str, str, dict[str, Any], str]:
         queue = (
             self._work_items_name if message.to_work_items else self.control_queue_name(message.instance_id)
         )
         activity_id = str(uuid.uuid4())
         envelope = codec.build_envelope(message, activity_id, codec.next_sequence_number())
-        text = codec.dumps_envelope(envelope)
+        return queue, activity_id, envelope, codec.dumps_envelope(envelope)
+
+    async def _put(self, message: OutboundMessage, queue: str, activity_id: str, text: str, now: datetime,
+                   lease: float | None) -> rest.QueueItem:
         if _utf8_length_exceeds(text, MAX_QUEUE_MESSAGE_BYTES):
             blob_name = message_blob_name(
                 message.instance_id, activity_id, codec.event_type_name(message.event["EventType"])
             )
+            envelope = codec.parse_message_text(text)
             await _guard("uploading a large message", self._payloads.upload(blob_name, text))
             text = codec.dumps_envelope(codec.wrapper_envelope(envelope, blob_name))
         delay = 0
         if message.visible_at is not None:
             delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
-        if lease is not None:
+        if lease:
             delay = max(delay, max(1, codec.visibility_seconds(lease)))
-        item = await _guard(f"sending to {queue}", rest.put_message(self._queue_clients[queue], text, delay))
-        if lease is None:
-            return None
-        return ReceivedMessage(
-            queue=queue, message_id=item.message_id, receipt=item.pop_receipt, dequeue_count=0,
-            inserted_on=item.inserted_on, event=message.event, instance_id=message.instance_id,
-            execution_id=message.execution_id, sequence_number=envelope.get("SequenceNumber") or 0,
-            episode=message.episode, activity_id=activity_id, raw=envelope,
-        )
+        return await _guard(f"sending to {queue}", rest.put_message(self._queue_clients[queue], text, delay))
 
     async def receive(
         self, queue: str, max_messages: int, visibility_timeout: float

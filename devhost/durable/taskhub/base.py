@@ -8,7 +8,8 @@ with a sentinel concurrency check, and the Instances row is merged column by col
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -47,6 +48,22 @@ class ReceivedMessage:
     episode: int | None = None
     activity_id: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the whole decoded MessageData envelope
+    # For a message this process is still writing (see ``TaskHub.start_held``): done once the queue has
+    # it; until then ``message_id`` is provisional and there is no receipt.
+    written: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
+    # For a message that exists only in memory: what consuming it (True) or dropping it (False) means,
+    # instead of deleting it or making it visible again.
+    settle: Callable[[bool], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
+
+    async def wait_written(self) -> bool:
+        """Wait until the queue holds this message; False if writing it failed (nothing to delete)."""
+        if self.written is None:
+            return True
+        try:
+            await asyncio.shield(self.written)
+        except Exception:
+            return False
+        return True
 
 
 @dataclass
@@ -109,6 +126,10 @@ class TaskHub(Protocol):
     async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
     async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
         """Send messages leased to the sender from the start (hidden ``lease`` s), returned with receipts."""
+        ...
+
+    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        """Like ``send_held`` but returns at once: each message's ``written`` future says when it is stored."""
         ...
 
     async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]: ...

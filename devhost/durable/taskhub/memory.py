@@ -9,6 +9,7 @@ are merged column by column. ``clock`` can be replaced to drive timers in tests.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Sequence
@@ -108,6 +109,13 @@ class MemoryTaskHub:
     async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
         return self._put(messages, lease)
 
+    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        held = self._put(messages, lease)
+        for message in held:
+            message.written = asyncio.get_running_loop().create_future()
+            message.written.set_result(None)
+        return held
+
     def _put(self, messages: Sequence[OutboundMessage], lease: float | None) -> list[ReceivedMessage]:
         now = self.clock()
         held: list[ReceivedMessage] = []
@@ -121,7 +129,7 @@ class MemoryTaskHub:
             delay = 0
             if message.visible_at is not None:
                 delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
-            if lease is not None:
+            if lease:
                 delay = max(delay, max(1, codec.visibility_seconds(lease)))
             stored = _StoredMessage(
                 id=str(uuid.uuid4()),

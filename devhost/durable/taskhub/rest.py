@@ -1,12 +1,12 @@
-"""The hot storage calls, sent as plain REST requests through the SDK clients' own pipelines.
+"""The hot storage calls, as plain REST requests built and read here.
 
 The azure SDK clients spend about as much CPU in their per-operation layer (generated request
 builders, XML/JSON model (de)serialization, tracing decorators) as in the HTTP pipeline itself. For the
 calls the engine makes per message or per episode (queue put/get/delete/update, a table row's
 point read and upsert, the history partition query) this module builds the REST request and reads the
-reply directly, and hands the request to the client's pipeline, which still signs it (SharedKey), sets
-the service headers and retries. Rare calls (creating resources, blobs, instance listings, purges)
-keep using the SDK's public methods.
+reply directly. ``storage_http.send`` then signs and sends it on the hub's lean aiohttp session (Shared
+Key accounts) or, for SAS/token credentials, hands it to the SDK client's own pipeline. Rare calls
+(creating resources, blobs, instance listings, purges) keep using the SDK's public methods.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from urllib.parse import quote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from azure.core.rest import AsyncHttpResponse, HttpRequest
 from azure.data.tables import EdmType
 from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
+from devhost.durable.taskhub.storage_http import Reply, send
 from devhost.durable.taskhub.table_batch import entity_json
 
 
@@ -37,15 +37,7 @@ class StorageCallError(Exception):
         self.code = code
 
 
-async def _send(client: Any, request: HttpRequest) -> AsyncHttpResponse:
-    # ``client._client`` is the SDK's generated service client; its ``_client`` is the azure-core
-    # PipelineClient holding the same policies (auth, headers, retry) the public methods use.
-    response: AsyncHttpResponse = await client._client._client.send_request(request, stream=True)
-    await response.read()
-    return response
-
-
-def _error(response: AsyncHttpResponse) -> StorageCallError:
+def _error(response: Reply) -> StorageCallError:
     code = response.headers.get("x-ms-error-code", "")
     text = response.text()
     if not code and text:
@@ -53,10 +45,12 @@ def _error(response: AsyncHttpResponse) -> StorageCallError:
             code = json.loads(text)["odata.error"]["code"]
         except (ValueError, KeyError, TypeError):
             code = ""
-    return StorageCallError(response.status_code, code, text[:300])
+    return StorageCallError(response.status, code, text[:300])
 
 
 # ------------------------------------------------------------------------------------------------ queues
+
+_NO_HEADERS: dict[str, str] = {}
 
 
 @dataclass
@@ -77,18 +71,19 @@ async def put_message(client: QueueClient, text: str, visibility_seconds: int) -
         "<?xml version='1.0' encoding='utf-8'?>\n"
         f"<QueueMessage><MessageText>{escape(text)}</MessageText></QueueMessage>"
     )
-    request = HttpRequest(
+    response = await send(
+        client,
         "POST",
         url,
-        headers={"x-ms-version": client.api_version, "Content-Type": "application/xml; charset=utf-8"},
-        content=body.encode("utf-8", "surrogatepass"),
+        {"Content-Type": "application/xml; charset=utf-8"},
+        body.encode("utf-8", "surrogatepass"),
+        table=False,
     )
-    response = await _send(client, request)
-    if response.status_code != 201:
+    if response.status != 201:
         raise _error(response)
     node = ElementTree.fromstring(response.content).find("QueueMessage")
     if node is None:
-        raise StorageCallError(response.status_code, "NoMessageInReply", "Put Message answered without the message")
+        raise StorageCallError(response.status, "NoMessageInReply", "Put Message answered without the message")
     return QueueItem(
         message_id=node.findtext("MessageId") or "",
         pop_receipt=node.findtext("PopReceipt") or "",
@@ -101,8 +96,8 @@ async def put_message(client: QueueClient, text: str, visibility_seconds: int) -
 async def get_messages(client: QueueClient, count: int, visibility_seconds: int) -> list[QueueItem]:
     """Get Messages: up to ``count`` (1-32) messages, hidden for ``visibility_seconds`` (≥ 1)."""
     url = f"{client.url}/messages?numofmessages={count}&visibilitytimeout={visibility_seconds}"
-    response = await _send(client, HttpRequest("GET", url, headers={"x-ms-version": client.api_version}))
-    if response.status_code != 200:
+    response = await send(client, "GET", url, _NO_HEADERS, table=False)
+    if response.status != 200:
         raise _error(response)
     items: list[QueueItem] = []
     for node in ElementTree.fromstring(response.content):
@@ -120,8 +115,8 @@ async def get_messages(client: QueueClient, count: int, visibility_seconds: int)
 
 async def delete_message(client: QueueClient, message_id: str, pop_receipt: str) -> None:
     url = f"{client.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
-    response = await _send(client, HttpRequest("DELETE", url, headers={"x-ms-version": client.api_version}))
-    if response.status_code != 204:
+    response = await send(client, "DELETE", url, _NO_HEADERS, table=False)
+    if response.status != 204:
         raise _error(response)
 
 
@@ -133,8 +128,8 @@ async def update_visibility(
         f"{client.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
         f"&visibilitytimeout={visibility_seconds}"
     )
-    response = await _send(client, HttpRequest("PUT", url, headers={"x-ms-version": client.api_version}))
-    if response.status_code != 204:
+    response = await send(client, "PUT", url, _NO_HEADERS, table=False)
+    if response.status != 204:
         raise _error(response)
     return response.headers["x-ms-popreceipt"]
 
@@ -142,6 +137,7 @@ async def update_visibility(
 # ------------------------------------------------------------------------------------------------ tables
 
 _TABLE_HEADERS = {"Accept": "application/json;odata=minimalmetadata", "DataServiceVersion": "3.0"}
+_TABLE_WRITE_HEADERS = {**_TABLE_HEADERS, "Content-Type": "application/json"}
 
 
 def odata_string(value: str) -> str:
@@ -194,11 +190,10 @@ async def get_entity(
     url = _entity_url(base_url, client.table_name, partition_key, row_key)
     if select:
         url += "?$select=" + quote(",".join(select), safe=",")
-    request = HttpRequest("GET", url, headers={"x-ms-version": client.api_version, **_TABLE_HEADERS})
-    response = await _send(client, request)
-    if response.status_code == 404:
+    response = await send(client, "GET", url, _TABLE_HEADERS, table=True)
+    if response.status == 404:
         return None
-    if response.status_code != 200:
+    if response.status != 200:
         raise _error(response)
     return decode_entity(json.loads(response.content))
 
@@ -206,14 +201,15 @@ async def get_entity(
 async def upsert_entity(client: TableClient, base_url: str, entity: dict[str, Any], *, replace: bool) -> str:
     """Insert-or-replace (PUT) or insert-or-merge (PATCH) one row; returns its new ETag."""
     url = _entity_url(base_url, client.table_name, entity["PartitionKey"], entity["RowKey"])
-    request = HttpRequest(
+    response = await send(
+        client,
         "PUT" if replace else "PATCH",
         url,
-        headers={"x-ms-version": client.api_version, "Content-Type": "application/json", **_TABLE_HEADERS},
-        content=entity_json(entity).encode("utf-8", "surrogatepass"),
+        _TABLE_WRITE_HEADERS,
+        entity_json(entity).encode("utf-8", "surrogatepass"),
+        table=True,
     )
-    response = await _send(client, request)
-    if response.status_code != 204:
+    if response.status != 204:
         raise _error(response)
     return response.headers.get("ETag", "")
 
@@ -225,9 +221,8 @@ async def query_partition(client: TableClient, base_url: str, partition_key: str
     rows: list[Row] = []
     next_url = url
     while True:
-        request = HttpRequest("GET", next_url, headers={"x-ms-version": client.api_version, **_TABLE_HEADERS})
-        response = await _send(client, request)
-        if response.status_code != 200:
+        response = await send(client, "GET", next_url, _TABLE_HEADERS, table=True)
+        if response.status != 200:
             raise _error(response)
         rows.extend(decode_entity(raw) for raw in json.loads(response.content)["value"])
         next_pk = response.headers.get("x-ms-continuation-NextPartitionKey")

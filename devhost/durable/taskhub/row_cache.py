@@ -76,6 +76,9 @@ class RowCachingTaskHub:
     async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
         return await self.inner.send_held(messages, lease)
 
+    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        return self.inner.start_held(messages, lease)
+
     async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]:
         return await self.inner.receive(queue, max_messages, visibility_timeout)
 

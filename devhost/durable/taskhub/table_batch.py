@@ -4,8 +4,9 @@ Why not ``TableClient.submit_transaction``: azure-core builds the multipart body
 and parses the reply with the ``email`` package, about 10 ms of CPU for a four-row checkpoint on the
 project's machines, several times the cost of the HTTP call itself. A checkpoint is written every
 episode, so this module writes the same OData multipart text with string formatting and reads the
-reply with one regular expression. The request still goes through the table client's own pipeline
-(authentication, retries, headers), exactly as ``submit_transaction`` sends it.
+reply with one regular expression. The request goes out through ``storage_http.send``: signed on the
+hub's lean session for Shared Key accounts, else through the table client's own pipeline (as
+``submit_transaction`` sends it).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
-from azure.core.rest import HttpRequest
 from azure.data.tables import EdmType, EntityProperty
 from azure.data.tables.aio import TableClient
+
+from devhost.durable.taskhub.storage_http import send
 
 Verb = Literal["upsert_replace", "upsert_merge", "create", "update_merge", "update_replace", "delete"]
 
@@ -148,32 +150,24 @@ def parse_batch_response(text: str) -> list[str | None]:
 async def submit(
     client: TableClient, base_url: str, operations: Sequence[BatchOperation]
 ) -> list[str | None]:
-    """Send one transaction (≤ 100 operations, one partition) through ``client``'s pipeline.
+    """Send one transaction (≤ 100 operations, one partition) for ``client``'s table.
 
     ``base_url`` is the account's table endpoint ending in ``/``. Returns the ETag of each operation
     (None for deletes); raises ``BatchError`` when the service refuses it.
     """
     content_type, body = build_batch(base_url, client.table_name, operations)
-    request = HttpRequest(
-        "POST",
-        f"{base_url}$batch",
-        headers={
-            "x-ms-version": client.api_version,
-            "DataServiceVersion": "3.0",
-            "MaxDataServiceVersion": "3.0;NetFx",
-            "Content-Type": content_type,
-            "Accept": "application/json",
-        },
-        content=body,
-    )
-    # The SDK client's own PipelineClient signs and retries the request (submit_transaction uses it too).
-    # stream=True keeps the pipeline from trying to decode the multipart reply itself.
-    response = await client._client._client.send_request(request, stream=True)
-    text = (await response.read()).decode("utf-8", "replace")
-    if response.status_code != 202:
+    headers = {
+        "DataServiceVersion": "3.0",
+        "MaxDataServiceVersion": "3.0;NetFx",
+        "Content-Type": content_type,
+        "Accept": "application/json",
+    }
+    response = await send(client, "POST", f"{base_url}$batch", headers, body, table=True)
+    text = response.text()
+    if response.status != 202:
         code = _ERROR_CODE.search(text)
         message = _ERROR_MESSAGE.search(text)
         raise BatchError(
-            response.status_code, code.group(1) if code else "", message.group(1) if message else text[:200]
+            response.status, code.group(1) if code else "", message.group(1) if message else text[:200]
         )
     return parse_batch_response(text)

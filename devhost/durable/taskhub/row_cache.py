@@ -131,14 +131,16 @@ class RowCachingTaskHub:
                     setattr(current, field_name, value)
 
     async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        await self.inner.merge_instance(instance_id, columns)
+        # The engine merges only after the episode's history checkpoint is stored, so the cached row may
+        # show the new state before the row write lands: it is durable already. Should the row write
+        # fail, the episode's messages come back and the row is repaired from history.
         current = self.rows.get(instance_id)
-        if current is None:
-            return  # the full row is not known here; the next read fetches it
-        for column, value in columns.items():
-            field_name = COLUMN_FIELDS.get(column)
-            if field_name is not None and value is not None:  # merges leave columns given as None alone
-                setattr(current, field_name, value)
+        if current is not None:
+            for column, value in columns.items():
+                field_name = COLUMN_FIELDS.get(column)
+                if field_name is not None and value is not None:  # merges leave columns given as None alone
+                    setattr(current, field_name, value)
+        await self.inner.merge_instance(instance_id, columns)
 
     async def purge_instance(self, instance_id: str) -> bool:
         self.forget(instance_id)

@@ -155,10 +155,3 @@ def execution_started(instance_id: str, execution_id: str, name: str, input_text
         ScheduledStartTime=format_timestamp(scheduled_start) if scheduled_start else None,
         Generation=generation,
     )
-
-
-def event_type_of(event: Event) -> EventType | int:
-    try:
-        return EventType(event["EventType"])
-    except ValueError:
-        return int(event["EventType"])

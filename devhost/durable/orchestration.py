@@ -276,7 +276,6 @@ class EpisodeRunner:
             self.cache.pop(instance_id, None)
         return triage.consumed, triage.deferred
 
-
     async def repair(self, instance_id: str, history: CachedHistory) -> None:
         """Bring the Instances row up to the checkpoint, for a crash between the history and the row write.
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from devhost.durable.history import Event, EventType, format_timestamp, parse_timestamp
+from devhost.durable.history import Event, EventType, parse_timestamp
 
 # ---------------------------------------------------------------------------------------------
 # Decisions and the episode result
@@ -497,7 +497,3 @@ def reply_from_failure(message: str) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return state if isinstance(state, dict) else None
-
-
-def timer_fire_time(decision: CreateTimer) -> str:
-    return format_timestamp(decision.fire_at)

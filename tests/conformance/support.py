@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from tests.e2e.http import Reply
 from tests.hosts import RunningHost
 
 STATUS_FIELDS = ["name", "instanceId", "runtimeStatus", "input", "customStatus", "output", "createdTime",
@@ -30,24 +31,6 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 ACTIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
 _NO_BODY = object()
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    url: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
-
-    def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
-
-    def __repr__(self) -> str:
-        return f"<{self.status} {self.url} {self.body[:300]!r}>"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -13,9 +13,12 @@ from typing import Any
 
 @dataclass
 class Reply:
+    """One HTTP answer, as the black-box suites inspect it."""
+
     status: int
     headers: dict[str, str]
     body: bytes
+    url: str = ""
 
     @property
     def json(self) -> Any:
@@ -23,6 +26,9 @@ class Reply:
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.url} {self.body[:300]!r}>"
 
 
 def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
@@ -33,9 +39,9 @@ def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
         request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Reply(response.status, dict(response.headers.items()), response.read())
+            return Reply(response.status, dict(response.headers.items()), response.read(), url)
     except urllib.error.HTTPError as err:
-        return Reply(err.code, dict(err.headers.items()), err.read())
+        return Reply(err.code, dict(err.headers.items()), err.read(), url)
 
 
 def poll(fetch: Callable[[], Reply], until: Callable[[Reply], bool], *, timeout: float = 20.0,

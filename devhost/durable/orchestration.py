@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,6 +55,7 @@ FINGERPRINTED = {
     EventType.ExecutionSuspended, EventType.ExecutionResumed,
 }
 MAX_CONTINUE_AS_NEW_PER_EPISODE = 100
+HISTORY_CACHE_CAPACITY = 10_000
 STALE_START_RETRIES = 5
 
 
@@ -131,7 +133,10 @@ class EpisodeRunner:
         self.post = post
         self.finished = finished
         self.row_writes: dict[str, asyncio.Future[None]] = {}
-        self.cache: dict[str, CachedHistory] = {}
+        # Histories of running instances kept between episodes (extended sessions); least recently used
+        # ones beyond the cap are read from storage again when they next get a message.
+        self.cache: OrderedDict[str, CachedHistory] = OrderedDict()
+        self.cache_capacity = HISTORY_CACHE_CAPACITY
 
     def expect_row(self, instance_id: str) -> asyncio.Future[None]:
         """A client is writing this instance's row: its first checkpoint must not merge before that."""
@@ -149,6 +154,7 @@ class EpisodeRunner:
     async def _history(self, instance_id: str) -> CachedHistory:
         cached = self.cache.get(instance_id)
         if cached is not None:
+            self.cache.move_to_end(instance_id)
             return cached
         page: HistoryPage = await self.hub.load_history(instance_id)
         return CachedHistory(page.execution_id, list(page.events), page.etag)
@@ -272,6 +278,9 @@ class EpisodeRunner:
         new_etag = await episode.commit(etag)
         if self.keep_history and episode.final_completion is None:
             self.cache[instance_id] = CachedHistory(episode.execution_id, episode.all_events, new_etag)
+            self.cache.move_to_end(instance_id)
+            while len(self.cache) > self.cache_capacity:
+                self.cache.popitem(last=False)
         else:
             self.cache.pop(instance_id, None)
         return triage.consumed, triage.deferred

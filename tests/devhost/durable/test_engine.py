@@ -242,3 +242,19 @@ def test_row_repaired_after_crash_between_history_and_row() -> None:
             history = (await hub.load_history(instance)).events
             assert kinds(history).count("ExecutionCompleted") == 1
     run(scenario())
+
+
+def test_history_cache_is_bounded() -> None:
+    """Beyond its capacity the history cache drops the least recently used instances, which still finish."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            h.engine.runner.cache_capacity = 2
+            ids = [await h.start("Greeter", {"name": f"c{i}", "timeout": 60}) for i in range(4)]
+            rows = [await h.wait(i, lambda r: r.custom_status != "null") for i in ids]
+            assert len(h.engine.runner.cache) <= 2
+            for row in rows:
+                await h.client.raise_event(row, "Go", json.dumps("ok"))
+            for instance in ids:
+                done = await h.wait(instance)
+                assert json.loads(done.output)["go"] == "ok"
+    run(scenario())

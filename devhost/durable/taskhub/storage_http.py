@@ -216,7 +216,9 @@ class StorageHttp:
                 # aiohttp would otherwise invent "application/octet-stream" for a bodiless PUT, and the
                 # service signs the Content-Type it receives: only the one we signed may be sent.
                 skip_auto_headers=("Content-Type",),
-                timeout=aiohttp.ClientTimeout(total=60, sock_connect=10),
+                # A local emulator answers in milliseconds; a request left unanswered must fail soon (and be
+                # retried by its caller) rather than hold a queue poller or an episode for a minute.
+                timeout=aiohttp.ClientTimeout(total=10, sock_connect=5),
             )
             self._session = session
         return session

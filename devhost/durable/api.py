@@ -71,6 +71,15 @@ def raw_tail(request: web.Request, fallback: str) -> str:
     return fallback.strip("/")
 
 
+def query_values(request: web.Request) -> dict[str, str]:
+    """Query values by lower-cased name; repeated names joined with commas, as NameValueCollection does."""
+    values: dict[str, str] = {}
+    for key, value in request.query.items():
+        lowered = key.lower()
+        values[lowered] = f"{values[lowered]},{value}" if lowered in values else value
+    return values
+
+
 class Call:
     """One API request: decoded path segments and case-insensitive query values."""
 
@@ -81,11 +90,7 @@ class Call:
         self.client = client
         self.hub_name = hub_name
         self.connection = connection
-        self.query: dict[str, str] = {}
-        for key, value in request.query.items():
-            lowered = key.lower()
-            # NameValueCollection joins repeated keys with commas.
-            self.query[lowered] = f"{self.query[lowered]},{value}" if lowered in self.query else value
+        self.query = query_values(request)
 
     def text(self, name: str) -> str | None:
         return self.query.get(name.lower())
@@ -140,10 +145,9 @@ class DurableApi:
         if not rpc and request.method not in ("GET", "POST", "DELETE"):
             return empty(405)  # the host's webhook route takes these three methods only
         segments = [unquote_plus(s) for s in raw_tail(request, path).split("/") if s]
-        hub_name = request.query.get("taskHub") or next(
-            (v for k, v in request.query.items() if k.lower() == "taskhub"), "")
-        hub_name = hub_name.strip() or self.extension.hub_name
-        connection = next((v for k, v in request.query.items() if k.lower() == "connection"), DEFAULT_CONNECTION)
+        query = query_values(request)
+        hub_name = query.get("taskhub", "").strip() or self.extension.hub_name
+        connection = query.get("connection") or DEFAULT_CONNECTION
         try:
             client = await self.extension.client_for(hub_name)
         except ValueError as exc:

@@ -43,6 +43,7 @@ class RowCachingTaskHub:
 
     # -- pass-through ----------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
+        # Hub-specific extras beyond the Protocol (delete_if_exists, table names) reach the inner hub.
         return getattr(self.inner, name)
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
 
 from devhost.durable.client import DurableClient
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
@@ -44,6 +45,19 @@ def history_fingerprints(connection: str, hub_name: str, instance_id: str) -> li
             for r in rows if r["EventType"] not in ("OrchestratorStarted", "OrchestratorCompleted")]
 
 
+def storage_state(connection: str, hub_name: str, instance_id: str) -> str:
+    """What the task hub holds for a stuck instance: its history rows and what its queues hold."""
+    rows = history_fingerprints(connection, hub_name, instance_id)
+    lines = [f"{r[0]} id={r[1]} timer={r[2]} at {r[4]}" for r in rows]
+    queues = QueueServiceClient.from_connection_string(connection)
+    for queue in queues.list_queues(name_starts_with=hub_name.lower()):
+        for message in queues.get_queue_client(queue.name).peek_messages(max_messages=32):
+            lines.append(f"visible in {queue.name}: {message.content[:300]}")
+        count = queues.get_queue_client(queue.name).get_queue_properties().approximate_message_count
+        lines.append(f"{queue.name}: about {count} messages")
+    return "\n".join(lines)
+
+
 @pytest.mark.skipif(os.environ.get("E2E_HOST", "devhost") != "devhost", reason="kills the devhost process")
 def test_kill_nine_and_restart(storage_connection: str, tmp_path: Path) -> None:
     """20 instances in flight survive kill -9; events raised while down are delivered; no duplicate rows."""
@@ -68,7 +82,10 @@ def test_kill_nine_and_restart(storage_connection: str, tmp_path: Path) -> None:
         for urls in steps + tickets:
             moved = {**urls, "statusQueryGetUri": urls["statusQueryGetUri"].replace(
                 f"localhost:{first.port}", f"localhost:{second.port}")}
-            final = wait_until_finished(moved, timeout=60)
+            try:
+                final = wait_until_finished(moved, timeout=60)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{storage_state(storage_connection, hub_name, urls['id'])}") from None
             assert final["runtimeStatus"] == "Completed", final
             if urls in tickets:
                 assert final["output"] is True

@@ -258,6 +258,11 @@ class Engine:
         if consumed:
             self._spawn(self._delete_all(consumed))
         if deferred:
+            # History does not explain these messages yet: read it from storage again next time rather
+            # than trust what this process remembers of it.
+            self.runner.forget(instance_id)
+            log.info("Deferring %d message(s) of instance '%s' that its history does not explain yet",
+                     len(deferred), instance_id)
             await self._retry_later(deferred, 1.0)
         log.debug("Episode of '%s' took %.1f ms", instance_id, (time.perf_counter() - started) * 1000)
 

@@ -40,6 +40,8 @@ class RowCachingTaskHub:
         self.inner = inner
         self.capacity = capacity
         self.rows: OrderedDict[str, InstanceRow] = OrderedDict()
+        # Writes per instance, so that a storage read overtaken by a write is not cached (it is stale).
+        self.writes: dict[str, int] = {}
 
     # -- pass-through ----------------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -109,18 +111,23 @@ class RowCachingTaskHub:
     def forget(self, instance_id: str) -> None:
         self.rows.pop(instance_id, None)
 
+    def _wrote(self, instance_id: str) -> None:
+        self.writes[instance_id] = self.writes.get(instance_id, 0) + 1
+
     async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
                            fetch_output: bool = True) -> InstanceRow | None:
         cached = self.rows.get(instance_id)
         if cached is not None:
             self.rows.move_to_end(instance_id)
             return replace(cached)
+        writes_before = self.writes.get(instance_id, 0)
         row = await self.inner.get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output)
-        if row is not None and fetch_input and fetch_output:
+        if row is not None and fetch_input and fetch_output and self.writes.get(instance_id, 0) == writes_before:
             self._remember(replace(row))
         return row
 
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
+        self._wrote(row.instance_id)
         await self.inner.write_instance(row, replace=replace)
         if replace:
             self._remember(_copy(row))
@@ -135,6 +142,7 @@ class RowCachingTaskHub:
         # The engine merges only after the episode's history checkpoint is stored, so the cached row may
         # show the new state before the row write lands: it is durable already. Should the row write
         # fail, the episode's messages come back and the row is repaired from history.
+        self._wrote(instance_id)
         current = self.rows.get(instance_id)
         if current is not None:
             for column, value in columns.items():
@@ -144,6 +152,7 @@ class RowCachingTaskHub:
         await self.inner.merge_instance(instance_id, columns)
 
     async def purge_instance(self, instance_id: str) -> bool:
+        self._wrote(instance_id)
         self.forget(instance_id)
         try:
             return await self.inner.purge_instance(instance_id)

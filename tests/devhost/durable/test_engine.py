@@ -258,3 +258,30 @@ def test_history_cache_is_bounded() -> None:
                 done = await h.wait(instance)
                 assert json.loads(done.output)["go"] == "ok"
     run(scenario())
+
+
+class SlowReads(MemoryTaskHub):
+    """Instances reads that take a while, so a write can land while one is in flight."""
+
+    async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
+                           fetch_output: bool = True):  # type: ignore[no-untyped-def]
+        row = await super().get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output)
+        await asyncio.sleep(0.05)
+        return row
+
+
+def test_row_cache_never_keeps_a_read_overtaken_by_a_write() -> None:
+    """A status read that started before a row write does not leave the older row in the cache."""
+    from devhost.durable.taskhub.base import InstanceRow
+    from devhost.durable.taskhub.row_cache import RowCachingTaskHub
+
+    async def scenario() -> None:
+        hub = RowCachingTaskHub(SlowReads("EngineToy"))
+        await hub.inner.write_instance(InstanceRow(instance_id="i1", runtime_status="Running"), replace=True)
+        read = asyncio.ensure_future(hub.get_instance("i1"))
+        await asyncio.sleep(0.01)
+        await hub.merge_instance("i1", {"RuntimeStatus": "Completed"})
+        assert (await read).runtime_status == "Running"  # the read began before the write
+        row = await hub.get_instance("i1")
+        assert row is not None and row.runtime_status == "Completed"
+    run(scenario())

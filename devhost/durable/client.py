@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace as replace_fields
 from datetime import datetime
 from typing import Protocol
 
-from devhost.durable.history import ACTIVE_STATUSES, Event, EventType, execution_started, new_event, utcnow
+from devhost.durable.history import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Event,
+    EventType,
+    execution_started,
+    new_event,
+    utcnow,
+)
 from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import DevhostError
 
@@ -31,6 +40,8 @@ class Dispatch(Protocol):
     def post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]: ...
     def seed_new(self, instance_id: str) -> None: ...
     def expect_row(self, instance_id: str) -> asyncio.Future[None]: ...
+    def forget(self, instance_id: str) -> None: ...
+    def on_instance_change(self, instance_id: str, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
 class DurableClient:
@@ -125,6 +136,12 @@ class DurableClient:
         await self.hub.write_instance(replace_fields(row, runtime_status="Running", output=None, completed_time=None,
                                                      last_updated_time=now), replace=True)
         await self._send(row, new_event(EventType.GenericEvent, Data=reason))
+        self._forget(row.instance_id)
+
+    def _forget(self, instance_id: str) -> None:
+        """History this process remembers of ``instance_id`` is stale: the next episode reads storage."""
+        if self.engine is not None:
+            self.engine.forget(instance_id)
 
     async def get(self, instance_id: str, *, fetch_input: bool = True) -> InstanceRow | None:
         return await self.hub.get_instance(instance_id, fetch_input=fetch_input)
@@ -136,4 +153,27 @@ class DurableClient:
         return await self.hub.query_instances(query)
 
     async def purge(self, instance_id: str) -> bool:
-        return await self.hub.purge_instance(instance_id)
+        deleted = await self.hub.purge_instance(instance_id)
+        self._forget(instance_id)
+        return deleted
+
+    async def wait_for_terminal(self, instance_id: str, wait_seconds: float) -> InstanceRow | None:
+        """The instance's row once it is terminal, or None after ``wait_seconds``."""
+        changed = asyncio.Event()
+        unsubscribe = self.engine.on_instance_change(instance_id, changed.set) if self.engine else lambda: None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        try:
+            while True:
+                changed.clear()
+                row = await self.get(instance_id)
+                if row is not None and row.runtime_status in TERMINAL_STATUSES:
+                    return row
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                # Another process may complete it too, so look again at least once a second.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+        finally:
+            unsubscribe()

@@ -160,6 +160,10 @@ class Engine:
     def seed_new(self, instance_id: str) -> None:
         self.runner.seed_new(instance_id)
 
+    def forget(self, instance_id: str) -> None:
+        """Drop the history kept of ``instance_id`` (purged or rewound): its next episode reads storage."""
+        self.runner.forget(instance_id)
+
     async def _drop_timers(self, instance_id: str) -> None:
         """Delete the timer messages of a finished instance: they could only be discarded on arrival,
         and Azurite's queue calls slow down with every message a queue holds."""

@@ -19,7 +19,7 @@ from devhost.durable.history import (
     new_event,
     utcnow,
 )
-from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, ReceivedMessage, TaskHub
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
 from devhost.errors import DevhostError
 
 REWOUND_FAILURES = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed}
@@ -37,7 +37,7 @@ class InstanceExists(DevhostError):
 class Dispatch(Protocol):
     """The engine's side of sending: messages it will consume are handed over in memory."""
 
-    def post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]: ...
+    async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
     def seed_new(self, instance_id: str) -> None: ...
     def expect_row(self, instance_id: str) -> asyncio.Future[None]: ...
     def forget(self, instance_id: str) -> None: ...
@@ -53,11 +53,7 @@ class DurableClient:
 
     async def _post(self, messages: Sequence[OutboundMessage]) -> None:
         """Send; the engine here may start on the messages before they are stored, the caller may not."""
-        if self.engine is None:
-            await self.hub.send(messages)
-            return
-        written = [m.written for m in self.engine.post(messages) if m.written is not None]
-        await asyncio.gather(*written)
+        await (self.engine or self.hub).send(messages)
 
     async def start(self, name: str, instance_id: str | None, input_text: str | None, *,
                     scheduled_start: datetime | None = None, allow_override_active: bool = False) -> str:

@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -120,17 +120,16 @@ class EpisodeRunner:
 
     def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
                  *, store_inputs: bool = False, keep_history: bool = True,
-                 post: Callable[[Sequence[OutboundMessage]], list[ReceivedMessage]] | None = None,
+                 send: Callable[[Sequence[OutboundMessage]], Awaitable[None]] | None = None,
                  finished: Callable[[str], None] = lambda _: None) -> None:
         self.hub = hub
         self.worker = worker
         self.catalog = catalog
         self.store_inputs = store_inputs
         self.keep_history = keep_history
-        # ``post`` writes messages and hands those for this process to their consumers at once; the
-        # episode waits for them to be stored before its checkpoint. ``finished`` hears of instances
-        # that ended. Without an engine, messages are plain queue messages.
-        self.post = post
+        # ``send`` returns once the queues hold the messages (the engine's hands those for this process
+        # to their consumers at once). ``finished`` hears of instances that ended.
+        self.send = send or hub.send
         self.finished = finished
         self.row_writes: dict[str, asyncio.Future[None]] = {}
         # Histories of running instances kept between episodes (extended sessions); least recently used
@@ -495,11 +494,7 @@ class Episode:
             # Consumers here may start at once (their results queue behind this episode, and after a
             # crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
             # checkpoint itself waits until the queues hold every message (the provider's commit order).
-            if runner.post is not None:
-                written = [m.written for m in runner.post(self.outbound) if m.written is not None]
-                await asyncio.gather(*written)
-            else:
-                await hub.send(self.outbound)
+            await runner.send(self.outbound)
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
         row_write = runner.row_writes.pop(self.instance_id, None)

@@ -308,18 +308,13 @@ class AzureStorageTaskHub:
         else:
             await asyncio.gather(*(self._send_one(message, now) for message in messages))
 
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        """Send messages already leased to this process: hidden for ``lease`` s, with their receipts.
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        """Send messages already leased to this process (hidden ``lease`` s); returns at once.
 
-        The sender hands them to its own consumer in memory; the queue copy is what survives a crash
-        (it becomes visible when the lease runs out and is then received as usual).
+        Each message's ``written`` completes when the queue has it (and then holds its receipt). The
+        sender hands them to its own consumer in memory; the queue copy is what survives a crash (it
+        becomes visible when the lease runs out and is then received as usual).
         """
-        held = self.start_held(messages, lease)
-        await asyncio.gather(*(message.written for message in held if message.written is not None))
-        return held
-
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        """``send_held`` without waiting: each message's ``written`` completes when the queue has it."""
         now = utcnow()
         held: list[ReceivedMessage] = []
         for message in messages:

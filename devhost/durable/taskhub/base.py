@@ -9,7 +9,7 @@ with a sentinel concurrency check, and the Instances row is merged column by col
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -48,12 +48,12 @@ class ReceivedMessage:
     episode: int | None = None
     activity_id: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the whole decoded MessageData envelope
-    # For a message this process is still writing (see ``TaskHub.start_held``): done once the queue has
+    # For a message this process is still writing (see ``TaskHub.write_leased``): done once the queue has
     # it; until then ``message_id`` is provisional and there is no receipt.
     written: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
-    # For a message that exists only in memory: what consuming it (True) or dropping it (False) means,
-    # instead of deleting it or making it visible again.
-    settle: Callable[[bool], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
+    # For a message that exists only in memory: how it is settled instead of through a receipt
+    # (``devhost.durable.settlement.InMemoryReply``).
+    in_memory: object | None = field(default=None, compare=False, repr=False)
 
     async def wait_written(self) -> bool:
         """Wait until the queue holds this message; False if writing it failed (nothing to delete)."""
@@ -124,12 +124,11 @@ class TaskHub(Protocol):
 
     # queues
     async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        """Send messages leased to the sender from the start (hidden ``lease`` s), returned with receipts."""
-        ...
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        """Send messages leased to the sender from the start (hidden ``lease`` s); returns at once.
 
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        """Like ``send_held`` but returns at once: each message's ``written`` future says when it is stored."""
+        Each message's ``written`` future says when it is stored; then it holds its receipt.
+        """
         ...
 
     async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]: ...

@@ -106,10 +106,7 @@ class MemoryTaskHub:
     async def send(self, messages: Sequence[OutboundMessage]) -> None:
         self._put(messages, None)
 
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        return self._put(messages, lease)
-
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
         held = self._put(messages, lease)
         for message in held:
             message.written = asyncio.get_running_loop().create_future()

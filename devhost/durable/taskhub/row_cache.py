@@ -76,11 +76,8 @@ class RowCachingTaskHub:
     async def send(self, messages: Sequence[OutboundMessage]) -> None:
         await self.inner.send(messages)
 
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        return await self.inner.send_held(messages, lease)
-
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        return self.inner.start_held(messages, lease)
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        return self.inner.write_leased(messages, lease)
 
     async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]:
         return await self.inner.receive(queue, max_messages, visibility_timeout)

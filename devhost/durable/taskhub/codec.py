@@ -35,7 +35,7 @@ from devhost.durable.history import (
     format_timestamp,
     parse_timestamp,
 )
-from devhost.durable.taskhub.base import InstanceRow, OutboundMessage
+from devhost.durable.taskhub.base import InstanceRow, OutboundMessage, ReceivedMessage
 from devhost.durable.taskhub.keys import escape_partition_key, unescape_partition_key
 
 # --------------------------------------------------------------------------------------------------
@@ -514,4 +514,24 @@ def entity_to_instance(entity: Mapping[str, Any], etag: str | None = None) -> In
         version=get("Version") or "",
         tags=get("Tags"),
         etag=etag,
+    )
+
+
+def received_message(queue: str, message_id: str, receipt: str, dequeue_count: int, inserted_on: datetime,
+                     envelope: dict[str, Any]) -> ReceivedMessage:
+    """A message received from ``queue``, decoded from its envelope (raises for one that does not decode)."""
+    event, instance_id, execution_id = envelope_event(envelope)
+    return ReceivedMessage(
+        queue=queue,
+        message_id=message_id,
+        receipt=receipt,
+        dequeue_count=dequeue_count,
+        inserted_on=inserted_on,
+        event=event,
+        instance_id=instance_id,
+        execution_id=execution_id,
+        sequence_number=envelope.get("SequenceNumber") or 0,
+        episode=envelope.get("Episode"),
+        activity_id=envelope.get("ActivityId") or "",
+        raw=envelope,
     )

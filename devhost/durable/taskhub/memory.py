@@ -163,23 +163,9 @@ class MemoryTaskHub:
             stored.receipt = uuid.uuid4().hex
             stored.visible_at = hidden_until
             envelope = codec.parse_message_text(stored.text)
-            event, instance_id, execution_id = codec.envelope_event(envelope)
-            received.append(
-                ReceivedMessage(
-                    queue=name,
-                    message_id=stored.id,
-                    receipt=stored.receipt,
-                    dequeue_count=stored.dequeue_count,
-                    inserted_on=stored.inserted_on,
-                    event=event,
-                    instance_id=instance_id,
-                    execution_id=execution_id,
-                    sequence_number=envelope.get("SequenceNumber") or 0,
-                    episode=envelope.get("Episode"),
-                    activity_id=envelope.get("ActivityId") or "",
-                    raw=envelope,
-                )
-            )
+            received.append(codec.received_message(
+                name, stored.id, stored.receipt, stored.dequeue_count, stored.inserted_on, envelope
+            ))
         return received
 
     async def delete(self, message: ReceivedMessage) -> None:

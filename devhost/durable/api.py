@@ -103,16 +103,16 @@ class Call:
         except ValueError:
             return None
 
-    def statuses(self) -> list[str]:
-        names: list[str] = []
+    def statuses(self) -> list[OrchestrationStatus]:
+        statuses: list[OrchestrationStatus] = []
         for part in (self.text("runtimeStatus") or "").split(","):
             part = part.strip()
             if part in OrchestrationStatus.__members__:
-                names.append(part)  # enum names are case-sensitive, as Enum.TryParse is here
+                statuses.append(OrchestrationStatus[part])  # names are case-sensitive, as Enum.TryParse is here
             elif part.lstrip("-").isdigit():
                 with contextlib.suppress(ValueError):
-                    names.append(OrchestrationStatus(int(part)).name)
-        return names
+                    statuses.append(OrchestrationStatus(int(part)))
+        return statuses
 
     def check_status_links(self, instance_id: str) -> dict[str, str]:
         """The API's own check-status response: 8 fields, links on the request's host, no rewind link."""
@@ -209,7 +209,7 @@ class DurableApi:
                              "pollingInterval must not be greater than timeout")
             row = await call.client.wait_for_terminal(instance_id, timeout)
             if row is not None:
-                if row.runtime_status == "Completed":
+                if row.runtime_status == OrchestrationStatus.Completed:
                     return json_response(parse_token(row.output), 200)
                 return self.status_response(call, row, None)
         links = call.check_status_links(instance_id)
@@ -221,7 +221,7 @@ class DurableApi:
         status = row.runtime_status
         if status in ACTIVE_STATUSES:
             return json_response(body, 202, {"Location": str(call.request.url), "Retry-After": "5"})
-        if status == "Failed" and call.flag("returnInternalServerErrorOnFailure", False):
+        if status == OrchestrationStatus.Failed and call.flag("returnInternalServerErrorOnFailure", False):
             return json_response(body, 500)
         if status in TERMINAL_STATUSES:
             return json_response(body, 200)
@@ -233,7 +233,7 @@ class DurableApi:
         if row is None:
             return empty(404)
         history = None
-        if call.flag("showHistory", False) and row.runtime_status != "Pending":
+        if call.flag("showHistory", False) and row.runtime_status != OrchestrationStatus.Pending:
             events = await call.client.history(instance_id)
             history = history_events(events, show_input=show_input,
                                      show_output=call.flag("showHistoryOutput", False))
@@ -260,7 +260,7 @@ class DurableApi:
         if row.runtime_status not in TERMINAL_STATUSES:
             return json_response(
                 "Only orchestrations in a terminal state can be purged, but the orchestration with instance ID "
-                f"{instance_id} has status {row.runtime_status}", 412)
+                f"{instance_id} has status {row.runtime_status.name}", 412)
         deleted = await call.client.purge(instance_id)
         return json_response({"instancesDeleted": 1 if deleted else 0}, 200)
 
@@ -318,7 +318,7 @@ class DurableApi:
         row = await self._active_row(call, instance_id)
         if isinstance(row, web.Response):
             return row
-        if row.runtime_status == "Suspended":
+        if row.runtime_status == OrchestrationStatus.Suspended:
             return server_error(f"Cannot suspend orchestration instance {instance_id}: it is already suspended.")
         await call.client.suspend(row, call.text("reason"))
         return empty(202)
@@ -327,9 +327,9 @@ class DurableApi:
         row = await self._active_row(call, instance_id)
         if isinstance(row, web.Response):
             return row
-        if row.runtime_status != "Suspended":
+        if row.runtime_status != OrchestrationStatus.Suspended:
             return server_error(f"Cannot resume orchestration instance {instance_id}: it is not suspended "
-                                f"(status {row.runtime_status}).")
+                                f"(status {row.runtime_status.name}).")
         await call.client.resume(row, call.text("reason"))
         return empty(202)
 
@@ -337,9 +337,9 @@ class DurableApi:
         row = await call.client.get(instance_id, fetch_input=False)
         if row is None:
             return json_response(f'No orchestration with instance ID "${instance_id}" found.', 404)
-        if row.runtime_status != "Failed":
+        if row.runtime_status != OrchestrationStatus.Failed:
             return json_response(
-                f'This orchestration has status {row.runtime_status}, but only orchestrations in the "Failed" '
+                f'This orchestration has status {row.runtime_status.name}, but only orchestrations in the "Failed" '
                 "state can be rewound.", 412)
         await call.client.rewind(row, call.text("reason"))
         return empty(202)
@@ -354,6 +354,6 @@ class DurableApi:
             started = await call.client.start(row.name, new_id, row.input)
         except InstanceExists:
             return error(409, "A non-terminal instance with this instance ID already exists.",
-                         f"An Orchestration instance with the status {row.runtime_status} already exists.",
+                         f"An Orchestration instance with the status {row.runtime_status.name} already exists.",
                          "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
         return await self.check_status_or_wait(call, started)

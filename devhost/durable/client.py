@@ -15,6 +15,7 @@ from devhost.durable.history import (
     TERMINAL_STATUSES,
     Event,
     EventType,
+    OrchestrationStatus,
     execution_started,
     new_event,
     utcnow,
@@ -29,8 +30,8 @@ REWOUND_SCHEDULES = {EventType.TaskScheduled, EventType.SubOrchestrationInstance
 class InstanceExists(DevhostError):
     """An active instance already uses the id (the extension's OrchestrationAlreadyExistsException)."""
 
-    def __init__(self, status: str) -> None:
-        super().__init__(f"An Orchestration instance with the status {status} already exists.")
+    def __init__(self, status: OrchestrationStatus) -> None:
+        super().__init__(f"An Orchestration instance with the status {status.name} already exists.")
         self.status = status
 
 
@@ -73,7 +74,7 @@ class DurableClient:
         message = OutboundMessage(event=event, instance_id=instance_id, execution_id=execution_id,
                                   visible_at=scheduled_start, sender={"InstanceId": "", "ExecutionId": ""})
         row = InstanceRow(
-            instance_id=instance_id, name=name, execution_id=execution_id, runtime_status="Pending",
+            instance_id=instance_id, name=name, execution_id=execution_id, runtime_status=OrchestrationStatus.Pending,
             input=input_text, custom_status="null", created_time=now, last_updated_time=now,
             scheduled_start_time=scheduled_start, generation=generation, version="",
         )
@@ -129,8 +130,9 @@ class DurableClient:
             events.append(event)
         await self.hub.append_history(row.instance_id, page.execution_id or row.execution_id, 0, events, page.etag)
         now = utcnow()
-        await self.hub.write_instance(replace_fields(row, runtime_status="Running", output=None, completed_time=None,
-                                                     last_updated_time=now), replace=True)
+        running = replace_fields(row, runtime_status=OrchestrationStatus.Running, output=None, completed_time=None,
+                                 last_updated_time=now)
+        await self.hub.write_instance(running, replace=True)
         await self._send(row, new_event(EventType.GenericEvent, Data=reason))
         self._forget(row.instance_id)
 

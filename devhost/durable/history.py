@@ -40,7 +40,10 @@ class EventType(IntEnum):
 
 
 class OrchestrationStatus(IntEnum):
-    """DTFx ``OrchestrationStatus``; the Instances table stores the names."""
+    """DTFx ``OrchestrationStatus``: an instance's runtime status everywhere in devhost.
+
+    History events hold the numbers; the Instances table and the HTTP API show the names.
+    """
 
     Running = 0
     Completed = 1
@@ -52,8 +55,14 @@ class OrchestrationStatus(IntEnum):
     Suspended = 7
 
 
-ACTIVE_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+ACTIVE_STATUSES = frozenset({
+    OrchestrationStatus.Pending, OrchestrationStatus.Running, OrchestrationStatus.ContinuedAsNew,
+    OrchestrationStatus.Suspended,
+})
+TERMINAL_STATUSES = frozenset({
+    OrchestrationStatus.Completed, OrchestrationStatus.Failed, OrchestrationStatus.Terminated,
+    OrchestrationStatus.Canceled,
+})
 
 # The .NET class behind each event type, used for ``$type`` in queue envelopes.
 DOTNET_TYPE = {

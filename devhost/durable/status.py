@@ -27,7 +27,7 @@ def status_object(row: InstanceRow, *, show_input: bool = True,
     payload: dict[str, Any] = {
         "name": row.name,
         "instanceId": row.instance_id,
-        "runtimeStatus": row.runtime_status,
+        "runtimeStatus": row.runtime_status.name,
         "input": parse_token(row.input) if show_input else None,
         "customStatus": parse_token(row.custom_status),
         "output": parse_token(row.output),

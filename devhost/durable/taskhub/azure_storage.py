@@ -32,6 +32,7 @@ from devhost.durable.taskhub.base import (
     HistoryPage,
     InstanceQuery,
     InstanceRow,
+    InstanceUpdate,
     OutboundMessage,
     ReceivedMessage,
 )
@@ -300,8 +301,8 @@ class AzureStorageTaskHub:
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
         await self.instances.write_instance(row, replace=replace)
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        await self.instances.merge_instance(instance_id, columns)
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        await self.instances.update_instance(instance_id, update)
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
         return await self.instances.query_instances(query)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from devhost.durable.history import Event
+from devhost.durable.history import Event, OrchestrationStatus
 
 WORK_ITEM_QUEUE = "workitems"  # symbolic target; the hub turns it into "{hub}-workitems"
 
@@ -77,12 +77,12 @@ class HistoryPage:
 
 @dataclass
 class InstanceRow:
-    """The ``{hub}Instances`` row of one instance (names as the provider's columns)."""
+    """The ``{hub}Instances`` row of one instance (one field per provider column)."""
 
     instance_id: str
     name: str = ""
     execution_id: str = ""
-    runtime_status: str = "Pending"
+    runtime_status: OrchestrationStatus = OrchestrationStatus.Pending
     input: str | None = None
     output: str | None = None
     custom_status: str = "null"
@@ -97,10 +97,32 @@ class InstanceRow:
 
 
 @dataclass
+class InstanceUpdate:
+    """What a checkpoint changes on an Instances row (the provider's UpdateStateAsync).
+
+    Fields left None leave their column as it is.
+    """
+
+    execution_id: str | None = None
+    name: str | None = None
+    version: str | None = None
+    runtime_status: OrchestrationStatus | None = None
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    created_time: datetime | None = None
+    last_updated_time: datetime | None = None
+    completed_time: datetime | None = None
+    scheduled_start_time: datetime | None = None
+    generation: int | None = None
+    tags: str | None = None
+
+
+@dataclass
 class InstanceQuery:
     """Filters of the list/purge APIs; every value is applied without string-building OData by hand."""
 
-    runtime_status: Sequence[str] = ()
+    runtime_status: Sequence[OrchestrationStatus] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     instance_id_prefix: str | None = None
@@ -156,8 +178,8 @@ class TaskHub(Protocol):
         """Insert-or-merge the row's columns (``replace`` writes the whole row, as a new start does)."""
         ...
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        """Insert-or-merge only ``columns`` (provider column names, e.g. ``RuntimeStatus``)."""
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        """Insert-or-merge the columns ``update`` sets."""
         ...
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]: ...

@@ -24,6 +24,7 @@ from devhost.durable.taskhub.base import (
     HistoryPage,
     InstanceQuery,
     InstanceRow,
+    InstanceUpdate,
     OutboundMessage,
     ReceivedMessage,
 )
@@ -250,8 +251,8 @@ class MemoryTaskHub:
         entity = codec.instance_to_entity(row, self.name, full=replace)
         self._upsert(entity, replace=replace)
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        self._upsert(codec.instance_columns_to_entity(instance_id, columns, self.name), replace=False)
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        self._upsert(codec.instance_update_to_entity(instance_id, update, self.name), replace=False)
 
     def _upsert(self, entity: dict[str, Any], *, replace: bool) -> None:
         pk = entity["PartitionKey"]

@@ -13,7 +13,7 @@ from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient
 
 from devhost.durable.taskhub import codec, keys, rest, table_batch
-from devhost.durable.taskhub.base import InstanceQuery, InstanceRow
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, InstanceUpdate
 from devhost.durable.taskhub.large_payloads import BlobPayloadStore, exceeds_table_property_limit, history_blob_name
 from devhost.durable.taskhub.storage_http import TableEndpoint
 from devhost.durable.taskhub.table_batch import BatchError, BatchOperation
@@ -59,9 +59,9 @@ class InstancesTable:
         entity = codec.instance_to_entity(row, self.hub_name, full=replace)
         await self._upsert_instance(entity, replace=replace)
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        """Insert-or-merge only ``columns`` (provider column names)."""
-        entity = codec.instance_columns_to_entity(instance_id, columns, self.hub_name)
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        """Insert-or-merge the columns ``update`` sets."""
+        entity = codec.instance_update_to_entity(instance_id, update, self.hub_name)
         await self._upsert_instance(entity, replace=False)
 
     async def _upsert_instance(self, entity: dict[str, Any], *, replace: bool) -> None:

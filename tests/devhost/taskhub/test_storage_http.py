@@ -17,8 +17,10 @@ from azure.storage.queue._shared.authentication import SharedKeyCredentialPolicy
 from azure.storage.queue.aio import QueueServiceClient
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, connection_string, free_port
+from devhost.durable.history import OrchestrationStatus
 from devhost.durable.taskhub import rest, storage_http, table_batch
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
+from devhost.durable.taskhub.base import InstanceUpdate
 from devhost.durable.taskhub.storage_http import (
     DEV_ACCOUNT_KEY,
     StorageAccount,
@@ -245,7 +247,7 @@ def test_lean_path_is_used_and_closed(storage_connection: str) -> None:
         assert http is not None
         await hub.create_if_not_exists()
         try:
-            await hub.merge_instance("i1", {"RuntimeStatus": "Running"})
+            await hub.update_instance("i1", InstanceUpdate(runtime_status=OrchestrationStatus.Running))
             row = await hub.get_instance("i1")
             assert row is not None
             assert http._session is not None and not http._session.closed

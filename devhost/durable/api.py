@@ -18,11 +18,18 @@ from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from devhost.durable.binding import DEFAULT_CONNECTION, management_urls
 from devhost.durable.client import DurableClient, InstanceExists
-from devhost.durable.history import ACTIVE_STATUSES, TERMINAL_STATUSES, OrchestrationStatus, parse_timestamp, utcnow
+from devhost.durable.client_binding import DEFAULT_CONNECTION, management_urls
+from devhost.durable.history import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    OrchestrationStatus,
+    parse_timestamp,
+    parse_token,
+    utcnow,
+)
 from devhost.durable.hub_clients import HubClients
-from devhost.durable.status import history_events, parse_token, status_object
+from devhost.durable.status import history_events, status_object
 from devhost.durable.taskhub.base import InstanceQuery, InstanceRow
 
 JSON_TYPE = "application/json; charset=utf-8"

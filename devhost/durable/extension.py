@@ -9,8 +9,8 @@ from aiohttp import web
 
 from devhost.config import HostConfig
 from devhost.durable.api import DurableApi
-from devhost.durable.binding import client_binding_json
 from devhost.durable.client import DurableClient
+from devhost.durable.client_binding import client_binding_json
 from devhost.durable.engine import Engine
 from devhost.durable.hub_clients import HubClients
 from devhost.durable.taskhub.base import TaskHub

@@ -7,6 +7,7 @@ engine hands them to the SDK unchanged.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
@@ -97,6 +98,18 @@ COMPLEX_MEMBERS = frozenset(
 )
 # Members that hold enum values: ints in JSON, names in tables.
 ENUM_MEMBERS = {"OrchestrationStatus": OrchestrationStatus}
+
+
+def parse_token(text: str | None) -> Any:
+    """``ParseToJToken``: JSON text becomes its value; text that is not JSON stays a string."""
+    if text is None:
+        return None
+    if not text.strip():
+        return ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def utcnow() -> datetime:

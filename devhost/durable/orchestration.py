@@ -26,6 +26,7 @@ from devhost.durable.history import (
     format_timestamp,
     new_event,
     parse_timestamp,
+    parse_token,
     utcnow,
 )
 from devhost.durable.replay import (
@@ -103,16 +104,6 @@ def is_suspended(events: Sequence[Event]) -> bool:
         elif e["EventType"] == EventType.ExecutionResumed:
             state = False
     return state
-
-
-def _input_token(input_text: str | None) -> Any:
-    """``ExecutionStarted.Input`` as the JToken the extension puts in the payload."""
-    if input_text is None:
-        return None
-    try:
-        return json.loads(input_text)
-    except json.JSONDecodeError:
-        return input_text
 
 
 class EpisodeRunner:
@@ -394,7 +385,7 @@ class Episode:
         parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
         payload = {
             "history": payload_history,
-            "input": _input_token(self.started.get("Input")),
+            "input": parse_token(self.started.get("Input")),  # the JToken the extension puts there
             "instanceId": self.instance_id,
             "isReplaying": any(e["EventType"] == EventType.OrchestratorStarted for e in past),
             "parentInstanceId": parent_id,

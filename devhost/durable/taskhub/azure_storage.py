@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -47,7 +46,6 @@ __all__ = ["AzureStorageTaskHub", "build_instance_filter", "quiet_azure_logging"
 
 log = logging.getLogger("devhost.taskhub")
 
-_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,49}")
 # A few quick retries. The SDK defaults back off for up to a minute, which suits a remote service; a
 # local emulator either answers at once or is down.
 _TABLE_RETRY: dict[str, Any] = {"retry_total": 3, "retry_backoff_factor": 0.1, "retry_backoff_max": 1.0}
@@ -84,13 +82,7 @@ class AzureStorageTaskHub:
 
     def __init__(self, connection_string: str, hub_name: str, partition_count: int = 4, *,
                  lean_http: bool = True) -> None:
-        if not 1 <= partition_count <= 16:
-            raise ValueError("partition_count must be between 1 and 16")
-        if not _HUB_NAME.fullmatch(hub_name):
-            # Table names allow only these; the extension enforces the same rule.
-            raise ValueError(
-                f"task hub name {hub_name!r} must be 3-50 letters or digits, starting with a letter"
-            )
+        keys.check_hub(hub_name, partition_count)
         quiet_azure_logging()
         self.name = hub_name
         self.partition_count = partition_count

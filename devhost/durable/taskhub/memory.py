@@ -47,8 +47,7 @@ class MemoryTaskHub:
     def __init__(
         self, name: str = "memoryhub", partition_count: int = 4, *, clock: Callable[[], datetime] = utcnow
     ) -> None:
-        if not 1 <= partition_count <= 16:
-            raise ValueError("partition_count must be between 1 and 16")
+        keys.check_hub(name, partition_count)
         self.name = name
         self.partition_count = partition_count
         self.clock = clock

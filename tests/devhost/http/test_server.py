@@ -11,7 +11,7 @@ from aiohttp import web
 
 from devhost.azurite import free_port
 from devhost.config import load_config
-from devhost.durable.binding import client_binding_json
+from devhost.durable.client_binding import client_binding_json
 from devhost.host import Host
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.worker.invoker import Worker

@@ -92,7 +92,7 @@ class Settler:
         self.queue = QueueSettlement(hub)
 
     async def complete(self, message: ReceivedMessage) -> None:
-        if isinstance(message.in_memory, InMemoryReply):
+        if message.in_memory is not None:
             await message.in_memory.complete()
         else:
             await self.queue.complete(message)
@@ -102,7 +102,7 @@ class Settler:
 
     async def abandon_all(self, messages: Sequence[ReceivedMessage], delay: float) -> None:
         async def abandon(message: ReceivedMessage) -> None:
-            if isinstance(message.in_memory, InMemoryReply):
+            if message.in_memory is not None:
                 await message.in_memory.abandon()
             else:
                 await self.queue.abandon(message, delay)

@@ -32,6 +32,13 @@ class OutboundMessage:
     sender: dict[str, str] | None = None  # {"InstanceId", "ExecutionId"} of the sending orchestration
 
 
+class InMemorySettlement(Protocol):
+    """How a message that no queue holds is settled (``devhost.durable.settlement.InMemoryReply``)."""
+
+    async def complete(self) -> None: ...
+    async def abandon(self) -> None: ...
+
+
 @dataclass
 class ReceivedMessage:
     """A message taken from a queue; ``receipt`` is what delete/update need."""
@@ -51,9 +58,8 @@ class ReceivedMessage:
     # For a message this process is still writing (see ``TaskHub.write_leased``): done once the queue has
     # it; until then ``message_id`` is provisional and there is no receipt.
     written: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
-    # For a message that exists only in memory: how it is settled instead of through a receipt
-    # (``devhost.durable.settlement.InMemoryReply``).
-    in_memory: object | None = field(default=None, compare=False, repr=False)
+    # For a message that exists only in memory: how it is settled instead of through a receipt.
+    in_memory: InMemorySettlement | None = field(default=None, compare=False, repr=False)
 
     async def wait_written(self) -> bool:
         """Wait until the queue holds this message; False if writing it failed (nothing to delete)."""

@@ -20,8 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
+from devhost.http.admin_keys import KeysRoutes
+from devhost.http.auth import Authorizer
+from devhost.http.cors import CorsPolicy
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
+from devhost.listening import rpc_origin
+from devhost.secrets import (
+    DEFAULT_KEY_NAME,
+    AuthLevel,
+    BlobSecretsRepository,
+    SecretManager,
+    secrets_repository,
+)
 from devhost.worker.invoker import Worker
+from devhost.worker.selection import apply_selection
 
 if TYPE_CHECKING:
     from devhost.durable.extension import DurableExtension
@@ -38,8 +50,12 @@ class Host:
 
     def __init__(self, config: HostConfig, *, hosts: Sequence[str] | None = None) -> None:
         self.config = config
-        self.hosts = list(hosts) if hosts else list(DEFAULT_HOSTS)
+        address = config.http.address
+        self.hosts = list(hosts) if hosts else [address] if address else list(DEFAULT_HOSTS)
         self.worker = Worker(config)
+        self.disabled: list[str] = []
+        self.secrets: SecretManager | None = None
+        self.invoke_keys: dict[str, str] = {}  # function name -> the key its URL is printed with
         self.extension: DurableExtension | None = None
         self.azurite: AzuriteProcess | None = None
         self.server: HttpServer | None = None
@@ -75,19 +91,36 @@ class Host:
         self.state = "Initialized"
         try:
             self.worker.load()
+            self.disabled = apply_selection(self.worker, self.config.http.functions)
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
-            if self.needs_durable:
+            cors_policy = (CorsPolicy.build(self.config.http.cors_origins, self.config.http.cors_credentials)
+                           if self.config.http.cors_origins else None)
+            repository = (secrets_repository(self.config.storage_connection, self.config.app_dir)
+                          if self.config.http.enable_auth else None)
+            keys_in_storage = isinstance(repository, BlobSecretsRepository)
+            if self.needs_durable or keys_in_storage:
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
+            if repository is not None:
+                self.secrets = SecretManager(repository, host_name=f"localhost:{self.config.port}",
+                                             instance_id=self.instance_id)
+            authorizer = Authorizer(self.secrets, disabled=frozenset(self.disabled))
+            await self._prepare_invoke_keys()
+            if self.needs_durable:
                 # Imported only when needed: the storage SDKs cost half a second of startup.
                 from devhost.durable.extension import DurableExtension
 
                 self.extension = DurableExtension(self.config, self.worker)
+                self.extension.rpc_origin = rpc_origin(self.hosts, self.config.port)
+                self.extension.required_query = await authorizer.durable_query()
                 self.worker.client_binding = self.extension.client_binding_json
                 await self.extension.start()
-            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status)
+            known = {name.lower() for name in self.worker.functions}
+            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
+                                    authorizer=authorizer,
+                                    keys=KeysRoutes(self.secrets, authorizer, lambda n: n.lower() in known))
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
-            self.server = HttpServer(create_app(dispatcher), hosts=self.hosts, port=self.config.port,
+            self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
         except BaseException:
@@ -95,6 +128,22 @@ class Host:
             raise
         self.state = "Running"
         log.info("Host started (%dms)", round((time.perf_counter() - began) * 1000))
+
+    async def _prepare_invoke_keys(self) -> None:
+        """With keys checked, the key each HTTP function's URL is printed with: its own default key for
+        function level, the master key for admin level (created now if missing, as the host would)."""
+        if self.secrets is None:
+            return
+        for fn in self.worker.http_functions:
+            assert fn.http is not None
+            level = AuthLevel.parse(fn.http.auth_level)
+            if level == AuthLevel.FUNCTION:
+                keys = await self.secrets.function_keys(fn.name)
+                key = keys.get(DEFAULT_KEY_NAME) or next(iter(keys.values()), None)
+                if key is not None:
+                    self.invoke_keys[fn.name] = key
+            elif level == AuthLevel.ADMIN:
+                self.invoke_keys[fn.name] = await self.secrets.master_key()
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""
@@ -109,6 +158,8 @@ class Host:
         if self.extension is not None:
             steps.append(("durable extension", self.extension.stop))
         steps.append(("worker", self.worker.close))
+        if self.secrets is not None:
+            steps.append(("secret store", self.secrets.close))
         for what, step in steps:
             try:
                 await step()

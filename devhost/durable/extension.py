@@ -35,6 +35,9 @@ class DurableExtension:
         self.client = DurableClient(self.hub, self.engine)
         self.other_clients: dict[str, DurableClient] = {}
         self.api = DurableApi(self)
+        # Set by the host: where the SDK's management calls go, and the webhook URL's query (code=<key>).
+        self.rpc_origin = f"http://127.0.0.1:{config.port}"
+        self.required_query = ""
 
     def _storage_hub(self, hub_name: str) -> TaskHub:
         from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
@@ -73,9 +76,10 @@ class DurableExtension:
         port = self.config.port
         return client_binding_json(
             public_origin=f"http://localhost:{port}",
-            rpc_origin=f"http://127.0.0.1:{port}",
+            rpc_origin=self.rpc_origin,
             task_hub=task_hub or self.hub_name,
             connection_name=connection_name,
+            required_query=self.required_query,
         )
 
     async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse:

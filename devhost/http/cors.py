@@ -22,8 +22,6 @@ from aiohttp import web
 
 from devhost.errors import ConfigError
 
-_RESULT = "devhost.cors_headers"  # the request-scoped headers the response gets
-
 
 @dataclass(frozen=True)
 class CorsPolicy:
@@ -70,15 +68,14 @@ def install(app: web.Application, policy: CorsPolicy) -> None:
 
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if "Origin" not in request.headers:
-            return await handler(request)
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if _is_preflight(request):
             return web.Response(status=204, headers=policy.headers_for(request, preflight=True))
-        request[_RESULT] = policy.headers_for(request, preflight=False)
         return await handler(request)
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-        for name, value in (request.get(_RESULT) or {}).items():
+        if _is_preflight(request):
+            return
+        for name, value in policy.headers_for(request, preflight=False).items():
             if name == "Vary":
                 response.headers.add(name, value)
             else:
@@ -86,3 +83,8 @@ def install(app: web.Application, policy: CorsPolicy) -> None:
 
     app.middlewares.append(cors)
     app.on_response_prepare.append(on_prepare)
+
+
+def _is_preflight(request: web.Request) -> bool:
+    return (request.method == "OPTIONS" and "Origin" in request.headers
+            and "Access-Control-Request-Method" in request.headers)

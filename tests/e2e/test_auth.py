@@ -1,8 +1,9 @@
 """Keys checked as in Azure (--enableAuth): every route of the app and of the Durable API, per key kind.
 
 A request that passes the check is one the app or the API answers itself (404 for an unknown instance or
-orchestrator), so the matrix starts nothing but instances of an unknown orchestrator, which fail at once. A refusal is the host's: 401 with
-no body when no key matched, 403 when a key matched but grants too little for a host route.
+orchestrator), so the matrix starts nothing but instances of an unknown orchestrator, which fail at once.
+A refusal is the host's: 401 with no body when no key matched, 403 when a key matched but grants too
+little for a host route.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import TextIO
 from devhost.config import HostConfig, load_config
 from devhost.errors import DevhostError
 from devhost.http.routes import join_prefix
-from devhost.listening import exposed, parse_address
+from devhost.listening import exposure_warning, parse_address
 from devhost.worker.invoker import Worker
 
 log = logging.getLogger("devhost")
@@ -121,11 +121,9 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
                                        invoke_keys=host.invoke_keys)
         tail = "" if args.verbose else "For detailed output, run devhost with --verbose flag.\n"
         print(listing + "\n" + tail, file=out, flush=True)
-        open_to = exposed(host.hosts)
-        if open_to and not config.http.enable_auth:
-            log.warning("Listening on %s without --enableAuth: anyone who can reach that address can start, read, "
-                        "raise events to, terminate and purge orchestrations and call every function. Add "
-                        "--enableAuth to require keys as Azure does, or listen on 127.0.0.1.", ", ".join(open_to))
+        warning = exposure_warning(host.hosts, keys_checked=config.http.enable_auth)
+        if warning:
+            log.warning(warning)
 
     return run(config, hosts=hosts, on_started=announce)
 

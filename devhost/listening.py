@@ -35,6 +35,16 @@ def exposed(addresses: Sequence[str]) -> list[str]:
     return [a for a in addresses if not is_loopback(a)]
 
 
+def exposure_warning(addresses: Sequence[str], *, keys_checked: bool) -> str | None:
+    """The one warning for listening beyond this machine without keys, or None."""
+    open_to = exposed(addresses)
+    if not open_to or keys_checked:
+        return None
+    return (f"Listening on {', '.join(open_to)} without --enableAuth: anyone who can reach that address can "
+            "start, read, raise events to, terminate and purge orchestrations and call every function. Add "
+            "--enableAuth to require keys as Azure does, or listen on 127.0.0.1.")
+
+
 def rpc_origin(addresses: Sequence[str], port: int) -> str:
     """The loopback origin the durable client calls: a loopback bind address, else loopback via a wildcard."""
     for address in addresses:

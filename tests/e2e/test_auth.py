@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.flows import wait_until_finished
 from tests.e2e.http import Reply, call, poll
-from tests.host_keys import HostKeys, read_secrets
+from tests.host_keys import ALLOWED_ORIGIN, HostKeys, read_secrets
 from tests.hosts import RunningHost, launch_host, stop_host
 
 KINDS = ["none", "wrong", "function", "other function", "host", "system", "master"]
@@ -221,3 +221,27 @@ def test_keys_survive_a_restart(auth_host: RunningHost, auth_keys: HostKeys, sto
         assert f"?code={auth_keys.functions['start_orchestration']}" in later.log_text()
     finally:
         stop_host(later)
+
+
+def test_cors_with_credentials_on_app_and_durable_api(auth_host: RunningHost, auth_keys: HostKeys) -> None:
+    """Preflights need no key; responses to the allowed origin carry the CORS headers, 401s included."""
+    def preflight(url: str, origin: str) -> Reply:
+        return call("OPTIONS", url, headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                             "Access-Control-Request-Headers": "content-type"})
+
+    starter = auth_host.api("orchestrators/ReserveTicket")
+    allowed = preflight(starter, ALLOWED_ORIGIN)
+    assert allowed.status == 204
+    assert allowed.header("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
+    assert allowed.header("Access-Control-Allow-Credentials") == "true"
+    assert allowed.header("Access-Control-Allow-Methods") == "POST"
+    refused = preflight(starter, "http://elsewhere.localhost")
+    assert refused.status == 204 and refused.header("Access-Control-Allow-Origin") is None
+
+    unauthorized = call("POST", starter, "u", headers={"Origin": ALLOWED_ORIGIN})
+    assert unauthorized.status == 401
+    assert unauthorized.header("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
+    status = call("GET", with_code(auth_host.durable(f"instances/missing-{uuid.uuid4().hex}"), auth_keys.system),
+                  headers={"Origin": ALLOWED_ORIGIN})
+    assert status.status == 404 and status.header("Access-Control-Allow-Credentials") == "true"
+    assert preflight(auth_host.durable("instances"), ALLOWED_ORIGIN).status == 204

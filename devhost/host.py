@@ -134,6 +134,7 @@ class Host:
         function level, the master key for admin level (created now if missing, as the host would)."""
         if self.secrets is None:
             return
+        await self.secrets.host_secrets()  # the master key is there to read from the first start on
         for fn in self.worker.http_functions:
             assert fn.http is not None
             level = AuthLevel.parse(fn.http.auth_level)

@@ -101,6 +101,10 @@ DURABLE_ROUTES = [
     ("POST", "instances/{missing}/raiseEvent/BookingConfirmed", True, 404),
     ("POST", "instances/{missing}/terminate?reason=x", None, 404),
     ("DELETE", "instances/{missing}", None, 404),
+    ("POST", "instances/{missing}/suspend?reason=x", None, 404),
+    ("POST", "instances/{missing}/resume?reason=x", None, 404),
+    ("POST", "instances/{missing}/rewind?reason=x", None, 404),
+    ("POST", "instances/{missing}/restart", None, 400),
 ]
 
 

@@ -33,6 +33,7 @@ from devhost.secrets import (
     secrets_repository,
 )
 from devhost.worker.invoker import Worker
+from devhost.worker.loader import LoadedFunction
 from devhost.worker.selection import apply_selection
 
 if TYPE_CHECKING:
@@ -105,16 +106,15 @@ class Host:
                 self.secrets = SecretManager(repository, host_name=f"localhost:{self.config.port}",
                                              instance_id=self.instance_id)
             authorizer = Authorizer(self.secrets, disabled=frozenset(self.disabled))
-            await self._prepare_invoke_keys()
-            if self.needs_durable:
-                # Imported only when needed: the storage SDKs cost half a second of startup.
-                from devhost.durable.extension import DurableExtension
-
-                self.extension = DurableExtension(self.config, self.worker)
-                self.extension.rpc_origin = rpc_origin(self.hosts, self.config.port)
-                self.extension.required_query = await authorizer.durable_query()
-                self.worker.client_binding = self.extension.client_binding_json
-                await self.extension.start()
+            # Keys and the task hub both wait on storage: prepare them side by side. The binding's key is
+            # set before any HTTP function (the only users of the client binding) can run.
+            outcomes = await asyncio.gather(self._prepare_keys(authorizer), self._start_durable(),
+                                            return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if self.extension is not None:
+                self.extension.required_query = str(outcomes[0])
             known = {name.lower() for name in self.worker.functions}
             dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
                                     authorizer=authorizer,
@@ -129,22 +129,39 @@ class Host:
         self.state = "Running"
         log.info("Host started (%dms)", round((time.perf_counter() - began) * 1000))
 
-    async def _prepare_invoke_keys(self) -> None:
-        """With keys checked, the key each HTTP function's URL is printed with: its own default key for
-        function level, the master key for admin level (created now if missing, as the host would)."""
-        if self.secrets is None:
+    async def _start_durable(self) -> None:
+        if not self.needs_durable:
             return
-        await self.secrets.host_secrets()  # the master key is there to read from the first start on
-        for fn in self.worker.http_functions:
-            assert fn.http is not None
+        # Imported only when needed: the storage SDKs cost half a second of startup.
+        from devhost.durable.extension import DurableExtension
+
+        self.extension = DurableExtension(self.config, self.worker)
+        self.extension.rpc_origin = rpc_origin(self.hosts, self.config.port)
+        self.worker.client_binding = self.extension.client_binding_json
+        await self.extension.start()
+
+    async def _prepare_keys(self, authorizer: Authorizer) -> str:
+        """With keys checked: the host keys (there to read from the first start on), the key each HTTP
+        function's URL is printed with (its own default key for function level, the master key for admin
+        level) and the durable binding's ``code=<durabletask_extension key>``, which is returned."""
+        secrets = self.secrets
+        if secrets is None:
+            return ""
+        await secrets.host_secrets()
+
+        async def invoke_key(fn: LoadedFunction) -> None:
+            assert fn.http is not None and secrets is not None
             level = AuthLevel.parse(fn.http.auth_level)
             if level == AuthLevel.FUNCTION:
-                keys = await self.secrets.function_keys(fn.name)
+                keys = await secrets.function_keys(fn.name)
                 key = keys.get(DEFAULT_KEY_NAME) or next(iter(keys.values()), None)
                 if key is not None:
                     self.invoke_keys[fn.name] = key
             elif level == AuthLevel.ADMIN:
-                self.invoke_keys[fn.name] = await self.secrets.master_key()
+                self.invoke_keys[fn.name] = await secrets.master_key()
+
+        await asyncio.gather(*(invoke_key(fn) for fn in self.worker.http_functions))
+        return await authorizer.durable_query() if self.needs_durable else ""
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""

@@ -30,6 +30,7 @@ from devhost.secrets import (
     AuthLevel,
     BlobSecretsRepository,
     SecretManager,
+    host_id,
     secrets_repository,
 )
 from devhost.worker.invoker import Worker
@@ -208,7 +209,7 @@ class Host:
     def status(self) -> dict[str, Any]:
         """``GET /admin/host/status``, shaped like the Functions host's HostStatus."""
         status: dict[str, Any] = {
-            "id": _host_id(),
+            "id": host_id(self.config.app_dir),
             "state": self.state,
             "version": HOST_VERSION,
             "versionDetails": _version_details(),
@@ -222,12 +223,6 @@ class Host:
         if isinstance(bundle, dict):
             status["extensionBundle"] = {"id": bundle.get("id"), "version": bundle.get("version")}
         return status
-
-
-def _host_id() -> str:
-    # The host id is derived from the machine name: lower-case, at most 32 characters.
-    name = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c == "-")
-    return (name or "devhost")[:32].rstrip("-")
 
 
 def _version_details() -> str:

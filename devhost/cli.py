@@ -118,7 +118,7 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
         if not host.worker.functions:
             log.warning("No job functions found.")
         listing = format_function_list(host.worker, host.base_url, config.route_prefix, disabled=host.disabled,
-                                       invoke_keys=host.invoke_keys)
+                                       invoke_keys=host.access.invoke_keys if host.access else None)
         tail = "" if args.verbose else "For detailed output, run devhost with --verbose flag.\n"
         print(listing + "\n" + tail, file=out, flush=True)
         warning = exposure_warning(host.hosts, keys_checked=config.http.enable_auth)

@@ -20,21 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
-from devhost.http.admin_keys import KeysRoutes
-from devhost.http.auth import Authorizer
+from devhost.http.access import AccessControl
 from devhost.http.cors import CorsPolicy
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.listening import rpc_origin
-from devhost.secrets import (
-    DEFAULT_KEY_NAME,
-    AuthLevel,
-    BlobSecretsRepository,
-    SecretManager,
-    host_id,
-    secrets_repository,
-)
+from devhost.secrets import host_id
 from devhost.worker.invoker import Worker
-from devhost.worker.loader import LoadedFunction
 from devhost.worker.selection import apply_selection
 
 if TYPE_CHECKING:
@@ -56,8 +47,7 @@ class Host:
         self.hosts = list(hosts) if hosts else [address] if address else list(DEFAULT_HOSTS)
         self.worker = Worker(config)
         self.disabled: list[str] = []
-        self.secrets: SecretManager | None = None
-        self.invoke_keys: dict[str, str] = {}  # function name -> the key its URL is printed with
+        self.access: AccessControl | None = None
         self.extension: DurableExtension | None = None
         self.azurite: AzuriteProcess | None = None
         self.server: HttpServer | None = None
@@ -97,29 +87,22 @@ class Host:
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
             cors_policy = (CorsPolicy.build(self.config.http.cors_origins, self.config.http.cors_credentials)
                            if self.config.http.cors_origins else None)
-            repository = (secrets_repository(self.config.storage_connection, self.config.app_dir)
-                          if self.config.http.enable_auth else None)
-            keys_in_storage = isinstance(repository, BlobSecretsRepository)
-            if self.needs_durable or keys_in_storage:
+            self.access = access = AccessControl(self.config, instance_id=self.instance_id, disabled=self.disabled)
+            if self.needs_durable or access.needs_storage:
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
-            if repository is not None:
-                self.secrets = SecretManager(repository, host_name=f"localhost:{self.config.port}",
-                                             instance_id=self.instance_id)
-            authorizer = Authorizer(self.secrets, disabled=frozenset(self.disabled))
             # Keys and the task hub both wait on storage: prepare them side by side. The binding's key is
             # set before any HTTP function (the only users of the client binding) can run.
-            outcomes = await asyncio.gather(self._prepare_keys(authorizer), self._start_durable(),
-                                            return_exceptions=True)
+            outcomes = await asyncio.gather(
+                access.prepare(self.worker.http_functions, durable=self.needs_durable), self._start_durable(),
+                return_exceptions=True)
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
             if self.extension is not None:
                 self.extension.required_query = str(outcomes[0])
-            known = {name.lower() for name in self.worker.functions}
             dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
-                                    authorizer=authorizer,
-                                    keys=KeysRoutes(self.secrets, authorizer, lambda n: n.lower() in known))
+                                    authorizer=access.authorizer, keys=access.key_routes(self.worker.functions))
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
             self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
@@ -141,29 +124,6 @@ class Host:
         self.worker.client_binding = self.extension.client_binding_json
         await self.extension.start()
 
-    async def _prepare_keys(self, authorizer: Authorizer) -> str:
-        """With keys checked: the host keys (there to read from the first start on), the key each HTTP
-        function's URL is printed with (its own default key for function level, the master key for admin
-        level) and the durable binding's ``code=<durabletask_extension key>``, which is returned."""
-        secrets = self.secrets
-        if secrets is None:
-            return ""
-        await secrets.host_secrets()
-
-        async def invoke_key(fn: LoadedFunction) -> None:
-            assert fn.http is not None and secrets is not None
-            level = AuthLevel.parse(fn.http.auth_level)
-            if level == AuthLevel.FUNCTION:
-                keys = await secrets.function_keys(fn.name)
-                key = keys.get(DEFAULT_KEY_NAME) or next(iter(keys.values()), None)
-                if key is not None:
-                    self.invoke_keys[fn.name] = key
-            elif level == AuthLevel.ADMIN:
-                self.invoke_keys[fn.name] = await secrets.master_key()
-
-        await asyncio.gather(*(invoke_key(fn) for fn in self.worker.http_functions))
-        return await authorizer.durable_query() if self.needs_durable else ""
-
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""
         if self._stopped:
@@ -177,8 +137,8 @@ class Host:
         if self.extension is not None:
             steps.append(("durable extension", self.extension.stop))
         steps.append(("worker", self.worker.close))
-        if self.secrets is not None:
-            steps.append(("secret store", self.secrets.close))
+        if self.access is not None:
+            steps.append(("secret store", self.access.close))
         for what, step in steps:
             try:
                 await step()

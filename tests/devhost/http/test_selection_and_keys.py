@@ -113,3 +113,22 @@ def test_stable_hash_is_dotnets() -> None:
         value = (value * 31 + ord(ch)) & 0xFFFFFFFF
     assert stable_hash("/home/user/some/rather/long/function/app/path") == (
         value - (1 << 32) if value >= 1 << 31 else value)
+
+
+def test_disabled_durable_functions_do_not_run() -> None:
+    """A disabled orchestrator or activity is unknown to the durable extension; the others stay."""
+    from devhost.worker.invoker import Worker
+    from devhost.worker.selection import apply_selection
+
+    worker = Worker(load_config(APPS / "durable_app", environ={}))
+    worker.load()
+    try:
+        disabled = apply_selection(worker, None, {"AzureWebJobs.failing_orchestrator.Disabled": "True",
+                                                  "AzureWebJobs__say_hello__Disabled": "1",
+                                                  "AzureWebJobs.greeter.Disabled": "false"})
+        assert sorted(disabled) == ["failing_orchestrator", "say_hello"]
+        assert "Failer" not in worker.orchestrators and "greeter" in worker.orchestrators
+        assert "SayHello" not in worker.activities and "explode" in worker.activities
+        assert "say_hello" in worker.functions  # still listed, as disabled
+    finally:
+        asyncio.run(worker.close())

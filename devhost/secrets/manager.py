@@ -183,18 +183,11 @@ class SecretManager:
         seed = MASTER_KEY_SEED if master else SYSTEM_KEY_SEED if scope == SYSTEM_KEYS else FUNCTION_KEY_SEED
         new_value = value if value is not None else generate_key(seed)
         async with self._lock:
-            if scope in (FUNCTION_KEYS, SYSTEM_KEYS):
-                content = await self.host_secrets()
-                document = HOST_DOCUMENT
-                if master:
-                    content["masterKey"] = _key(MASTER_KEY_NAME, new_value)
-                    await self.repository.write(document, self._stamp(content), create_only=False)
-                    return new_value, value is None
-                keys = content["systemKeys" if scope == SYSTEM_KEYS else "functionKeys"]
-            else:
-                content = await self.function_secrets(scope)
-                document = f"{scope.lower()}.json"
-                keys = content["keys"]
+            document, content, keys = await self._scope(scope)
+            if master:
+                content["masterKey"] = _key(MASTER_KEY_NAME, new_value)
+                await self.repository.write(document, self._stamp(content), create_only=False)
+                return new_value, value is None
             existing = next((k for k in keys if str(k.get("name", "")).lower() == name.lower()), None)
             if existing is not None:
                 keys.remove(existing)
@@ -204,20 +197,21 @@ class SecretManager:
 
     async def delete_key(self, scope: str, name: str) -> bool:
         async with self._lock:
-            if scope in (FUNCTION_KEYS, SYSTEM_KEYS):
-                content = await self.host_secrets()
-                document = HOST_DOCUMENT
-                keys = content["systemKeys" if scope == SYSTEM_KEYS else "functionKeys"]
-            else:
-                content = await self.function_secrets(scope)
-                document = f"{scope.lower()}.json"
-                keys = content["keys"]
+            document, content, keys = await self._scope(scope)
             existing = next((k for k in keys if str(k.get("name", "")).lower() == name.lower()), None)
             if existing is None:
                 return False
             keys.remove(existing)
             await self.repository.write(document, self._stamp(content), create_only=False)
             return True
+
+    async def _scope(self, scope: str) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        """The document, its content and its key list for a host scope or a function name."""
+        if scope in (FUNCTION_KEYS, SYSTEM_KEYS):
+            content = await self.host_secrets()
+            return HOST_DOCUMENT, content, content["systemKeys" if scope == SYSTEM_KEYS else "functionKeys"]
+        content = await self.function_secrets(scope)
+        return f"{scope.lower()}.json", content, content["keys"]
 
     async def close(self) -> None:
         await self.repository.close()

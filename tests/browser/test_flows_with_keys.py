@@ -17,7 +17,7 @@ pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from orchestrators.reserve_ticket import CONFIRMED_MESSAGE
-from tests.browser.conftest import DEFAULT_TIMEOUT_MS, save_screenshot
+from tests.browser.conftest import open_context, save_screenshot
 from tests.browser.test_flows import panel, start_reservation
 from tests.host_keys import HostKeys
 from tests.hosts import RunningHost
@@ -25,12 +25,8 @@ from tests.hosts import RunningHost
 
 @pytest.fixture(scope="module")
 def keyed_context(browser: Browser, auth_host: RunningHost) -> Iterator[BrowserContext]:
-    context = browser.new_context(base_url=auth_host.base_url)
-    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
-    try:
+    with open_context(browser, auth_host.base_url) as context:
         yield context
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 
 import pytest
 
-from devhost.azurite import free_port
-from devhost.config import load_config
+from devhost.config import HttpSettings
 from devhost.errors import ConfigError
 from devhost.host import Host
 from devhost.http.cors import CorsPolicy
-from tests.devhost.http.support import APPS, LoopThread, http
+from tests.devhost.http.support import http
 
 ALLOWED = "http://app.localhost:3000"
 OTHER = "http://other.localhost:4000"
 
 
 @pytest.fixture(scope="module")
-def cors_host(loop_thread: LoopThread) -> Iterator[Callable[..., str]]:
-    """Start the HTTP toy app with a CORS policy; returns its origin. All stop at module end."""
-    hosts: list[Host] = []
-
+def cors_host(start_host: Callable[..., Host]) -> Callable[..., str]:
+    """Start the HTTP toy app with a CORS policy; returns its origin."""
     def start(origins: tuple[str, ...], credentials: bool = False) -> str:
-        config = load_config(APPS / "http_app", port=free_port(), environ={})
-        config = replace(config, http=replace(config.http, cors_origins=origins, cors_credentials=credentials))
-        host = Host(config)
-        loop_thread.run(host.start())
-        hosts.append(host)
-        return f"http://127.0.0.1:{config.port}"
+        host = start_host("http_app", http=HttpSettings(cors_origins=origins, cors_credentials=credentials))
+        return f"http://127.0.0.1:{host.config.port}"
 
-    yield start
-    for host in hosts:
-        loop_thread.run(host.stop())
+    return start
 
 
 def preflight(base: str, origin: str, method: str = "POST", headers: str = "content-type,x-functions-key") -> dict:

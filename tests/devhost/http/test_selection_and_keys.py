@@ -8,34 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from devhost.azurite import free_port
 from devhost.cli import format_function_list
 from devhost.config import HttpSettings, load_config
 from devhost.host import Host
 from devhost.secrets import FileSecretsRepository, SecretManager, stable_hash
-from tests.devhost.http.support import APPS, LoopThread, http
+from tests.devhost.http.support import APPS, http
 
 
 @pytest.fixture
-def start(loop_thread: LoopThread) -> Iterator[Callable[..., Host]]:
-    hosts: list[Host] = []
-
-    def run(http_settings: HttpSettings) -> Host:
-        config = load_config(APPS / "http_app", port=free_port(), environ={})
-        host = Host(replace(config, http=http_settings))
-        loop_thread.run(host.start())
-        hosts.append(host)
-        return host
-
-    yield run
-    for host in hosts:
-        loop_thread.run(host.stop())
+def start(start_host: Callable[..., Host]) -> Callable[[HttpSettings], Host]:
+    """Start the HTTP toy app with these HTTP settings (stopped at module end)."""
+    return lambda http_settings: start_host("http_app", http=http_settings)
 
 
 def base(host: Host) -> str:

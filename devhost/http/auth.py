@@ -3,9 +3,11 @@
 With ``--enableAuth`` a key comes from the ``x-functions-key`` header or, failing that, the ``code`` query
 parameter (``AuthenticationLevelHandler``) and is matched by ``SecretManager``. An HTTP function needs its
 ``authLevel`` exactly (a function key, a host function key, or the master key); a function that refuses
-answers 401 with no body (``FunctionInvocationMiddleware``). Controller routes (the ``/admin`` routes, the
-Durable webhooks) answer 401 when no key matched and 403 when a key matched but grants too little
-(ASP.NET's challenge vs forbid). Without ``--enableAuth`` every caller is an admin, which is what Core
+answers 401 with no body (``FunctionInvocationMiddleware``); a system key is not a function key there,
+as levels must match exactly (``AuthUtility.PrincipalHasAuthLevelClaim``). Controller routes (the ``/admin``
+routes, the Durable webhooks) answer 401 when no key matched (a function's own keys match nothing there:
+those routes have no function) and 403 when a key matched but grants too little (ASP.NET's challenge vs
+forbid). Without ``--enableAuth`` every caller is an admin, which is what Core
 Tools' ``CliAuthenticationHandler`` does locally.
 """
 

@@ -10,8 +10,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from azure.storage.blob import BlobServiceClient
-
 from devhost.secrets import host_id
 from tests.hosts import PROJECT_ROOT
 
@@ -29,6 +27,8 @@ class HostKeys:
 
 
 def read_secrets(storage_connection: str, document: str) -> dict[str, Any]:
+    from azure.storage.blob import BlobServiceClient  # only sessions that check keys pay for the import
+
     with BlobServiceClient.from_connection_string(storage_connection) as service:
         blob = service.get_blob_client("azure-webjobs-secrets", f"{host_id(PROJECT_ROOT)}/{document}")
         return json.loads(blob.download_blob().readall())

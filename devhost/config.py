@@ -44,6 +44,17 @@ class DurableSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """How the front end listens and who may call it: Core Tools' ``Host`` section and start flags."""
+
+    address: str | None = None  # Host.LocalHttpAddress; None = loopback
+    cors_origins: tuple[str, ...] | None = None  # Host.CORS; None = no CORS middleware at all
+    cors_credentials: bool = False  # Host.CORSCredentials
+    enable_auth: bool = False  # --enableAuth: keys are checked as in Azure
+    functions: tuple[str, ...] | None = None  # host.json "functions" (--functions): the only ones loaded
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """Everything devhost needs to run one app."""
 
@@ -55,6 +66,7 @@ class HostConfig:
     log_level: str = "Information"
     script_file: str = "function_app.py"
     host_json: Mapping[str, Any] = field(default_factory=dict)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def uses_development_storage(self) -> bool:
@@ -269,6 +281,7 @@ def load_config(
     local_port = _get_ci(local.get("Host") or {}, "LocalHttpPort")
     chosen_port = port if port is not None else _as_int(local_port, 7071, "LocalHttpPort")
     log_level = _path(host_json, "logging", "logLevel", "default") or "Information"
+    http = http_settings(local.get("Host") or {}, host_json)
     return HostConfig(
         app_dir=root,
         port=chosen_port,
@@ -278,4 +291,27 @@ def load_config(
         log_level=str(log_level),
         script_file=env.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py"),
         host_json=host_json,
+        http=http,
+    )
+
+
+def http_settings(host_section: Mapping[str, Any], host_json: Mapping[str, Any]) -> HttpSettings:
+    """``Host.LocalHttpAddress``, ``Host.CORS`` (comma list) and ``Host.CORSCredentials`` as Core Tools reads
+    them, and host.json's ``functions`` allow list (an ``AzureFunctionsJobHost__functions__0`` override
+    arrives as an object keyed by index)."""
+    if not isinstance(host_section, Mapping):
+        raise ConfigError("local.settings.json: 'Host' must be an object")
+    address = _get_ci(host_section, "LocalHttpAddress")
+    cors = _get_ci(host_section, "CORS")
+    origins = tuple(o for o in str(cors).split(",") if o) if cors else None
+    listed = _get_ci(host_json, "functions")
+    if isinstance(listed, Mapping):
+        listed = [v for _, v in sorted(listed.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else 0)]
+    if listed is not None and not isinstance(listed, list):
+        raise ConfigError("host.json: 'functions' must be an array of function names")
+    return HttpSettings(
+        address=str(address).strip() or None if address is not None else None,
+        cors_origins=origins,
+        cors_credentials=_as_bool(_get_ci(host_section, "CORSCredentials"), False),
+        functions=tuple(str(f) for f in listed) if listed is not None else None,
     )

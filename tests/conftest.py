@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from devhost.azurite import AzuriteProcess, start_temporary_azurite
+from tests.host_keys import ALLOWED_ORIGIN, HostKeys, read_host_keys
 from tests.hosts import RunningHost, launch_host, stop_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,27 @@ def host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> I
         yield running
     finally:
         stop_host(running)
+
+
+@pytest.fixture(scope="session")
+def auth_host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
+    """The app on a host that checks keys (--enableAuth) and allows one CORS origin with credentials.
+
+    One for the session: the auth, CORS, client and browser tests share it with fresh ids.
+    """
+    running = launch_host(storage_connection, tmp_path_factory.mktemp("auth-host"),
+                          extra_args=["--enableAuth", "--cors", ALLOWED_ORIGIN, "--cors-credentials"])
+    try:
+        yield running
+    finally:
+        stop_host(running)
+
+
+@pytest.fixture(scope="session")
+def auth_keys(auth_host: RunningHost) -> HostKeys:
+    """The auth host's keys, read from storage where the Functions host keeps them."""
+    return read_host_keys(auth_host.storage_connection, ["start_orchestration", "confirm_reservation",
+                                                         "select_city", "get_instance_status"])
 
 
 @pytest.fixture(scope="session")

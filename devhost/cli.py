@@ -48,6 +48,10 @@ def format_function_list(worker: Worker, base_url: str, route_prefix: str) -> st
         trigger = next((b.get("type") for b in fn.raw_bindings
                         if str(b.get("type", "")).endswith("Trigger")), fn.trigger_type)
         lines += [f"\t{fn.name}: {trigger}", ""]
+    if worker.refusals:
+        # Loud, not silent: these are listed above too, but every invocation of them fails.
+        lines += ["Functions devhost cannot run (invoking them fails):", ""]
+        lines += [f"\t{name}: {reason}\n" for name, reason in worker.refusals.items()]
     return "\n".join(lines)
 
 

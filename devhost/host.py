@@ -24,7 +24,9 @@ from devhost.http.server import Dispatcher, HttpServer, build_route_table, creat
 from devhost.worker.invoker import Worker
 
 if TYPE_CHECKING:
+    from devhost.bindings.accounts import StorageAccounts
     from devhost.durable.extension import DurableExtension
+    from devhost.triggers.manager import TriggerManager
 
 log = logging.getLogger("devhost.host")
 
@@ -41,6 +43,8 @@ class Host:
         self.hosts = list(hosts) if hosts else list(DEFAULT_HOSTS)
         self.worker = Worker(config)
         self.extension: DurableExtension | None = None
+        self.storage: StorageAccounts | None = None
+        self.triggers: TriggerManager | None = None
         self.azurite: AzuriteProcess | None = None
         self.server: HttpServer | None = None
         self.state = "Default"
@@ -69,6 +73,15 @@ class Host:
         )
         return bool(w.orchestrators or w.activities or w.entities or uses_client)
 
+    @property
+    def needs_storage(self) -> bool:
+        """Whether the app needs Azure Storage: durable functions, storage triggers or storage bindings."""
+        from devhost.bindings.support import STORAGE_OUTPUTS, STORAGE_TRIGGERS
+
+        storage_kinds = STORAGE_TRIGGERS | STORAGE_OUTPUTS
+        return self.needs_durable or any(
+            str(raw.get("type")) in storage_kinds for fn in self.worker.functions.values() for raw in fn.raw_bindings)
+
     async def start(self) -> None:
         """Load the app and start everything; on failure, undo what was started and re-raise."""
         began = time.perf_counter()
@@ -76,25 +89,40 @@ class Host:
         try:
             self.worker.load()
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
+            if self.needs_storage and self.config.uses_development_storage:
+                self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
             if self.needs_durable:
-                if self.config.uses_development_storage:
-                    self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
                 # Imported only when needed: the storage SDKs cost half a second of startup.
                 from devhost.durable.extension import DurableExtension
 
                 self.extension = DurableExtension(self.config, self.worker)
                 self.worker.client_binding = self.extension.client_binding_json
                 await self.extension.start()
-            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status)
+            self._attach_storage()
+            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
+                                    admin=self.triggers)
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
             self.server = HttpServer(create_app(dispatcher), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
+            # Last: a trigger that fires at once may start an orchestration through the HTTP API.
+            assert self.triggers is not None
+            await self.triggers.start()
         except BaseException:
             await self.stop()
             raise
         self.state = "Running"
         log.info("Host started (%dms)", round((time.perf_counter() - began) * 1000))
+
+    def _attach_storage(self) -> None:
+        """Storage bindings for every function, and the listeners of timer, queue and blob triggers."""
+        from devhost.bindings.accounts import StorageAccounts
+        from devhost.bindings.storage import StorageBindings
+        from devhost.triggers.manager import TriggerManager
+
+        self.storage = StorageAccounts(os.environ)
+        self.worker.storage_bindings = StorageBindings(self.storage)
+        self.triggers = TriggerManager(self.worker, self.storage, self.config.host_json, _host_id())
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""
@@ -106,9 +134,13 @@ class Host:
         steps: list[tuple[str, Callable[[], Any]]] = []
         if self.server is not None:
             steps.append(("HTTP server", self.server.stop))
+        if self.triggers is not None:
+            steps.append(("trigger listeners", self.triggers.stop))
         if self.extension is not None:
             steps.append(("durable extension", self.extension.stop))
         steps.append(("worker", self.worker.close))
+        if self.storage is not None:
+            steps.append(("storage clients", self.storage.close))
         for what, step in steps:
             try:
                 await step()

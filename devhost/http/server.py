@@ -7,6 +7,7 @@ request goes; invoking functions is the worker's job and the Durable API is the 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -37,6 +38,15 @@ class DurableApi(Protocol):
     async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse: ...
 
 
+class AdminInvoker(Protocol):
+    def invoke_by_admin(self, name: str, body: Any) -> None: ...
+
+
+# Decides whether a request may use an admin route; the host requires the master key there when keys
+# are enforced. Without keys (like `func start` without --enableAuth) every local caller is admin.
+AdminCheck = Callable[[web.Request], bool]
+
+
 def build_route_table(functions: Sequence[LoadedFunction], route_prefix: str) -> RouteTable[LoadedFunction]:
     """Compile every HTTP function's route (``routePrefix`` applied); a bad template is a load error."""
     table: RouteTable[LoadedFunction] = RouteTable()
@@ -54,11 +64,14 @@ class Dispatcher:
     """Routes one request to status, the Durable API, a function, the homepage, or 404."""
 
     def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
-                 status: Callable[[], Mapping[str, Any]]) -> None:
+                 status: Callable[[], Mapping[str, Any]], admin: AdminInvoker | None = None,
+                 admin_check: AdminCheck | None = None) -> None:
         self.worker = worker
         self.routes = routes
         self.durable = durable
         self.status = status
+        self.admin = admin
+        self.admin_check = admin_check
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = decode_path(request.rel_url.raw_path)
@@ -67,6 +80,8 @@ class Dispatcher:
             return web.json_response(dict(self.status()))
         if lowered == "/admin/host/ping" and request.method in ("GET", "POST", "HEAD"):
             return web.Response(status=200)
+        if lowered.startswith("/admin/functions/") and request.method == "POST":
+            return await self._admin_invoke(request, path[len("/admin/functions/"):])
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
                 return await self._durable(request, path[len(prefix):].lstrip("/"), rpc)
@@ -88,6 +103,24 @@ class Dispatcher:
             log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
             return web.Response(status=500)
 
+    async def _admin_invoke(self, request: web.Request, name: str) -> web.StreamResponse:
+        """``POST /admin/functions/{name}`` with ``{"input": "..."}``: 202 once the run has started."""
+        from devhost.triggers.manager import AdminInvocationError
+
+        if self.admin_check is not None and not self.admin_check(request):
+            return web.json_response({"error": "this route needs the master key"}, status=401)
+        if self.admin is None or not name or "/" in name:
+            return web.Response(status=404)
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": 'the body must be JSON like {"input": "..."}'}, status=400)
+        try:
+            self.admin.invoke_by_admin(name, body)
+        except AdminInvocationError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.Response(status=202)
+
     async def _function(self, request: web.Request, fn: LoadedFunction,
                         route_values: Mapping[str, str]) -> web.StreamResponse:
         data = HttpRequestData.build(
@@ -102,6 +135,10 @@ class Dispatcher:
             response = await self.worker.invoke_http(fn, data)
             return to_web_response(response)
         except FunctionInvocationError:
+            refusal = self.worker.refusals.get(fn.name)
+            if refusal is not None:  # a function devhost cannot run says why, instead of a bare 500
+                return web.json_response({"error": f"function '{fn.name}' cannot run on devhost: {refusal}"},
+                                         status=501)
             return web.Response(status=500)  # already logged by the worker; the host exposes nothing
         except Exception:
             log.exception("Writing the response of 'Functions.%s' failed", fn.name)

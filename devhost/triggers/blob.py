@@ -31,6 +31,12 @@ POISON_QUEUE = "webjobs-blobtrigger-poison"
 RECEIPT_LEASE_SECONDS = 30
 
 
+def quoted_etag(etag: str) -> str:
+    """ETags as the host writes them into receipts and messages: in double quotes (listings omit them)."""
+    etag = str(etag).strip()
+    return etag if etag.startswith('"') else f'"{etag}"'
+
+
 def trigger_queue_name(host_id: str) -> str:
     return f"azure-webjobs-blobtrigger-{host_id}".lower()[:63].rstrip("-")
 
@@ -127,15 +133,16 @@ class BlobTriggerScanner:
             async for blob in container.list_blobs(name_starts_with=fn.pattern.prefix or None):
                 if fn.pattern.match(blob.name) is None:
                     continue
-                key = (fn.function_id, blob.name, blob.etag)
+                etag = quoted_etag(blob.etag)
+                key = (fn.function_id, blob.name, etag)
                 if key in self._queued:
                     continue
                 self._queued.add(key)
                 if await receipt_completed(self.hosts_blobs, self.host_id, fn.function_id, fn.pattern.container,
-                                           blob.name, blob.etag):
+                                           blob.name, etag):
                     continue
                 message = {"Type": "BlobTrigger", "FunctionId": fn.function_id, "BlobType": "BlockBlob",
-                           "ContainerName": fn.pattern.container, "BlobName": blob.name, "ETag": blob.etag}
+                           "ContainerName": fn.pattern.container, "BlobName": blob.name, "ETag": etag}
                 await send_message(self.queue, json.dumps(message))
                 self.on_queued()
         except ResourceNotFoundError:
@@ -190,13 +197,14 @@ class BlobTriggerExecutor:
         if fn is None:
             log.warning("Blob trigger message for unknown function %s ignored", message.get("FunctionId"))
             return
-        container, blob_name, etag = message["ContainerName"], message["BlobName"], message["ETag"]
+        container, blob_name = message["ContainerName"], message["BlobName"]
+        etag = quoted_etag(message["ETag"])
         blob = fn.blobs.get_blob_client(container, blob_name)
         try:
             properties = await blob.get_blob_properties()
         except ResourceNotFoundError:
             return  # the blob is gone: nothing to do, as in the host
-        if properties.etag != etag:
+        if quoted_etag(properties.etag) != etag:
             return  # a newer version exists; the scan queues that one
         receipt = self.hosts_blobs.get_blob_client(
             HOSTS_CONTAINER, receipt_name(self.host_id, fn.function_id, etag, container, blob_name))

@@ -205,7 +205,20 @@ def test_failing_message_ends_in_poison_queue(app_host: RunningHost, storage: St
     eventually(poisoned, "the failing message did not reach the poison queue")
     attempts = app_host.log_text().count(f"cannot process order {order_id}")
     assert attempts >= 3  # each failure is logged (message and stack)
-    assert f"(attempt 3)" in app_host.log_text() and f"(attempt 4)" not in app_host.log_text()
+    assert "(attempt 3)" in app_host.log_text() and "(attempt 4)" not in app_host.log_text()
+
+
+def test_admin_route_runs_a_queue_function(app_host: RunningHost, storage: Storage, names: Names) -> None:
+    """POST /admin/functions/{name} with {"input": ...} runs the queue function with that message (202)."""
+    order_id = uuid.uuid4().hex
+    body = json.dumps({"input": json.dumps({"id": order_id, "item": "by hand"})}).encode()
+    assert http("POST", app_host.url("admin/functions/on_order"), body).status == 202
+    eventually(lambda: blob_text(storage, names.settings["CONTAINER"], f"{order_id}.json"),
+               "the admin invocation wrote no blob")
+    assert http("POST", app_host.url("admin/functions/nope"), b"{}").status == 404
+    reply = http("POST", app_host.url("admin/functions/enqueue"), b"{}")
+    assert reply.status == 400 and b"httpTrigger" in reply.body
+    assert http("POST", app_host.url("admin/functions/on_order"), b"[1]").status == 400
 
 
 def test_blob_trigger_writes_a_row_once_across_restarts(app_host: RunningHost, storage: Storage, names: Names,
@@ -235,21 +248,3 @@ def test_blob_trigger_writes_a_row_once_across_restarts(app_host: RunningHost, s
         assert sum(1 for r in receipts if r.name.endswith(f"/{uploads}/{first}.txt")) == 1
     finally:
         stop_host(again)
-
-
-def test_admin_route_runs_a_queue_function(storage_connection: str, storage: Storage, names: Names,
-                                           tmp_path_factory: pytest.TempPathFactory) -> None:
-    """POST /admin/functions/{name} with {"input": ...} runs the queue function with that message (202)."""
-    host = launch(storage_connection, names, tmp_path_factory.mktemp("storage-app-admin"))
-    try:
-        order_id = uuid.uuid4().hex
-        body = json.dumps({"input": json.dumps({"id": order_id, "item": "by hand"})}).encode()
-        assert http("POST", host.url("admin/functions/on_order"), body).status == 202
-        eventually(lambda: blob_text(storage, names.settings["CONTAINER"], f"{order_id}.json"),
-                   "the admin invocation wrote no blob")
-        assert http("POST", host.url("admin/functions/nope"), b"{}").status == 404
-        reply = http("POST", host.url("admin/functions/enqueue"), b"{}")
-        assert reply.status == 400 and b"httpTrigger" in reply.body
-        assert http("POST", host.url("admin/functions/on_order"), b"[1]").status == 400
-    finally:
-        stop_host(host)

@@ -21,8 +21,10 @@ log = logging.getLogger("devhost")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devhost",
-        description="Run an Azure Functions Python v2 app (HTTP + Durable Functions) locally, without .NET.",
+        # `devhost` when run as the installed console script, `python -m devhost` otherwise.
+        prog="devhost" if os.path.basename(sys.argv[0]) == "devhost" else "python -m devhost",
+        description="Run an Azure Functions Python v2 app (HTTP, Durable Functions, timer, queue and blob "
+                    "triggers) locally, without .NET.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     start = commands.add_parser("start", help="start the local Functions host (like `func start`)",

@@ -102,7 +102,13 @@ class TriggerManager:
                 self._refuse(fn, str(exc))
         if self.blob_functions:
             self._start_blob_pipeline()
-        for listener in [*self.timers.values(), *self.queues]:
+        for name, timer in list(self.timers.items()):
+            try:
+                await timer.start()  # reads and writes the schedule status: storage may be down
+            except Exception as exc:
+                del self.timers[name]
+                self._refuse(self.worker.functions[name], f"the listener was unable to start: {exc}")
+        for listener in self.queues:
             await listener.start()
         if self.scanner is not None:
             await self.scanner.start()

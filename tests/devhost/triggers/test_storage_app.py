@@ -221,6 +221,29 @@ def test_admin_route_runs_a_queue_function(app_host: RunningHost, storage: Stora
     assert http("POST", app_host.url("admin/functions/on_order"), b"[1]").status == 400
 
 
+def test_failing_blob_ends_in_the_blob_trigger_poison_queue(app_host: RunningHost, storage: Storage,
+                                                             names: Names) -> None:
+    """A blob whose function fails maxDequeueCount times is reported in webjobs-blobtrigger-poison."""
+    container = storage.blobs.get_container_client(names.settings["UPLOADS"])
+    if not container.exists():
+        container.create_container()
+    name = f"fail-{uuid.uuid4().hex}"
+    container.upload_blob(f"{name}.txt", b"bad")
+    poison = storage.queues.get_queue_client("webjobs-blobtrigger-poison")
+
+    def poisoned() -> list[dict[str, Any]]:
+        try:
+            messages = [json.loads(base64.b64decode(m.content)) for m in poison.peek_messages(max_messages=32)]
+        except ResourceNotFoundError:
+            return []
+        return [m for m in messages if m["BlobName"] == f"{name}.txt"]
+
+    message = eventually(poisoned, "the failing blob's message did not reach the poison queue")[0]
+    assert message["Type"] == "BlobTrigger" and message["FunctionId"] == "Host.Functions.on_upload"
+    assert message["ContainerName"] == names.settings["UPLOADS"] and message["ETag"].startswith('"')
+    assert app_host.log_text().count(f"cannot process upload {name}") >= 3
+
+
 def test_blob_trigger_writes_a_row_once_across_restarts(app_host: RunningHost, storage: Storage, names: Names,
                                                         storage_connection: str,
                                                         tmp_path_factory: pytest.TempPathFactory) -> None:

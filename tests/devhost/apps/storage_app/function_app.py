@@ -49,6 +49,8 @@ def on_order(msg: func.QueueMessage, receipt: func.Out[str]) -> None:
 @app.table_output(arg_name="row", table_name="%TABLE%", connection="AzureWebJobsStorage")
 def on_upload(upload: func.InputStream, row: func.Out[str]) -> None:
     name = upload.name.rsplit("/", 1)[-1].removesuffix(".txt")
+    if name.startswith("fail-"):
+        raise ValueError(f"cannot process upload {name}")
     row.set(json.dumps({"PartitionKey": f"upload-{name}", "RowKey": uuid.uuid4().hex,
                         "Content": upload.read().decode(), "Length": upload.length, "Path": upload.name}))
 

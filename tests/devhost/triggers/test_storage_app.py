@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,10 +19,9 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from devhost.azurite import free_port
 from devhost.host import _host_id
 from tests.devhost.http.support import http
-from tests.hosts import RunningHost, stop_host, wait_until_ready
+from tests.hosts import RunningHost, launch_host, stop_host
 
 pytestmark = pytest.mark.e2e
 
@@ -78,22 +74,8 @@ def storage(storage_connection: str) -> Iterator[Storage]:
 
 
 def launch(storage_connection: str, names: Names, log_dir: Path) -> RunningHost:
-    port = free_port()
-    hub = f"st{uuid.uuid4().hex[:12]}"
-    env = {**os.environ, "AzureWebJobsStorage": storage_connection, "PYTHONUNBUFFERED": "1",
-           "AzureFunctionsJobHost__extensions__durableTask__hubName": hub, **names.settings}
-    log_path = log_dir / f"storage-app-{port}.log"
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir",
-                                    str(APP)], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    host = RunningHost(f"http://127.0.0.1:{port}", port, hub, storage_connection, process, log_path, env)
-    try:
-        wait_until_ready(host)
-    except Exception:
-        stop_host(host)
-        raise
-    return host
+    return launch_host(storage_connection, log_dir, hub_name=f"st{uuid.uuid4().hex[:12]}", extra_env=names.settings,
+                       app_dir=APP)
 
 
 def write_past_due_status(blobs: BlobServiceClient) -> datetime:

@@ -190,7 +190,7 @@ class BlobTriggerExecutor:
         self.host_id = host_id
 
     async def handle(self, body: bytes) -> None:
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
         message = json.loads(body)
         fn = self.functions.get(str(message.get("FunctionId")))
@@ -223,7 +223,13 @@ class BlobTriggerExecutor:
                 await receipt.upload_blob(b"", metadata={"Incomplete": "Incomplete"}, overwrite=False)
             except ResourceExistsError:
                 pass
-        lease = await receipt.acquire_lease(lease_duration=RECEIPT_LEASE_SECONDS)  # fails while another runs it
+        try:
+            lease = await receipt.acquire_lease(lease_duration=RECEIPT_LEASE_SECONDS)
+        except (ResourceExistsError, HttpResponseError) as exc:
+            # Another host holds the receipt's lease and runs this version: leave it to that host, as the
+            # host's BlobQueueTriggerExecutor does (the message counts as handled).
+            log.info("Blob %s/%s is being processed elsewhere (%s)", container, blob_name, exc.reason or exc)
+            return
         try:
             content = await (await blob.download_blob()).readall()
             path = f"{container}/{blob_name}"

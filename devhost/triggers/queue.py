@@ -192,6 +192,22 @@ class QueueListener:
         if message.dequeue_count > self.settings.max_dequeue_count:
             await self._to_poison(message)
             return
+        keeper = asyncio.create_task(self._keep_invisible(message))
+        try:
+            succeeded = await self._handle(message)
+        finally:
+            keeper.cancel()
+        try:
+            if succeeded:
+                await self.queue.delete_message(message)
+            elif message.dequeue_count >= self.settings.max_dequeue_count:
+                await self._to_poison(message)
+            else:
+                await self.queue.update_message(message, visibility_timeout=int(self.settings.visibility_timeout))
+        except Exception as exc:
+            log.warning("Completing message %s of queue '%s' failed: %s", message.id, self.label, exc)
+
+    async def _handle(self, message: Any) -> bool:
         try:
             body = self._decode(message.content)
             await self.handler(ReceivedMessage(
@@ -199,20 +215,21 @@ class QueueListener:
                 insertion_time=message.inserted_on, expiration_time=message.expires_on,
                 next_visible_time=message.next_visible_on, pop_receipt=message.pop_receipt))
         except Exception as exc:
-            if not getattr(exc, "logged", False) and type(exc).__name__ != "FunctionInvocationError":
+            if type(exc).__name__ != "FunctionInvocationError":  # the worker has logged those
                 log.error("Processing message %s from queue '%s' failed: %s", message.id, self.label, exc)
+            return False
+        return True
+
+    async def _keep_invisible(self, message: Any) -> None:
+        """Renew the message's invisibility while the function runs, as the host does halfway through."""
+        while True:
+            await asyncio.sleep(RECEIVE_VISIBILITY / 2)
             try:
-                if message.dequeue_count >= self.settings.max_dequeue_count:
-                    await self._to_poison(message)
-                else:
-                    await self.queue.update_message(message, visibility_timeout=int(self.settings.visibility_timeout))
-            except Exception as release_error:
-                log.warning("Releasing message %s of queue '%s' failed: %s", message.id, self.label, release_error)
-            return
-        try:
-            await self.queue.delete_message(message)
-        except Exception as exc:
-            log.warning("Deleting message %s of queue '%s' failed: %s", message.id, self.label, exc)
+                receipt = await self.queue.update_message(message, visibility_timeout=RECEIVE_VISIBILITY)
+                message.pop_receipt = receipt.pop_receipt
+            except Exception as exc:
+                log.warning("Renewing message %s of queue '%s' failed: %s", message.id, self.label, exc)
+                return
 
     def _decode(self, content: Any) -> bytes:
         raw = content if isinstance(content, bytes) else str(content).encode()

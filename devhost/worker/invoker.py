@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from azure.functions import meta
 
+from devhost.bindings.expressions import json_properties
 from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
 from devhost.errors import FunctionInvocationError, FunctionNotFoundError
@@ -99,8 +100,9 @@ class Worker:
 
     async def invoke_http(self, fn: LoadedFunction, request: HttpRequestData) -> HttpResponseData:
         """Run an HTTP-triggered function; raises FunctionInvocationError when it fails."""
-        result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON,
-                                             binding_data={**request.query, **request.route_params})
+        # Binding expressions see a JSON body's properties, the query and the route values, as in the host.
+        binding_data = {**json_properties(request.body), **request.query, **request.route_params}
+        result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON, binding_data=binding_data)
         if fn.return_type is not None and fn.return_type.binding_type == bindings.HTTP_OUTPUT:
             return HttpResponseData.from_datum(result)
         http_out = next((outputs[n] for n, i in fn.output_types.items()

@@ -164,6 +164,7 @@ class QueueListener:
         delay = MIN_POLLING_INTERVAL
         while True:
             received = 0
+            self._wake.clear()  # before receiving: a write during the receive still wakes the next wait
             if len(self._in_flight) <= self.settings.new_batch_threshold:
                 try:
                     pager = self.queue.receive_messages(
@@ -181,7 +182,6 @@ class QueueListener:
             if received:
                 delay = MIN_POLLING_INTERVAL
                 continue
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
                 delay = MIN_POLLING_INTERVAL

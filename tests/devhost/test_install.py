@@ -85,10 +85,16 @@ def run(command: list[str], cwd: Path, timeout: float) -> str:
 
 
 def copy_repository(target: Path) -> Path:
-    """The repository's tracked files (what `pip install <git URL>` would fetch), without build leftovers."""
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in tracked.decode().split("\0"):
-        if name and (ROOT / name).is_file():
+    """The repository's tracked files (what `pip install <git URL>` would fetch), without build leftovers;
+    outside a git checkout, what the distribution is built from."""
+    try:
+        tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        names = [n for n in tracked.decode().split("\0") if n]
+    except (OSError, subprocess.CalledProcessError):
+        sources = (path.relative_to(ROOT).as_posix() for path in (ROOT / "devhost").rglob("*.py"))
+        names = ["pyproject.toml", "README.md", *sources]
+    for name in names:
+        if (ROOT / name).is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, target / name)
     return target

@@ -3,7 +3,6 @@ function's non-trigger storage bindings, read before the call and written after 
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Mapping
@@ -249,11 +248,3 @@ async def _create_container(service: Any, container: str) -> None:
         await service.create_container(container)
     except ResourceExistsError:
         pass
-
-
-def decode_message(content: str) -> bytes:
-    """A base64 queue message's bytes; the host fails such a message, devhost reads it as text."""
-    try:
-        return base64.b64decode(content, validate=True)
-    except ValueError:
-        raise BindingError("the queue message is not base64 (extensions.queues.messageEncoding)") from None

@@ -15,6 +15,7 @@ SUPPORTED_TRIGGERS = frozenset({"httpTrigger"}) | DURABLE_TRIGGERS | STORAGE_TRI
 SUPPORTED_INPUTS = frozenset({"durableClient", "blob", "table"})
 SUPPORTED_OUTPUTS = frozenset({"http", "queue", "blob", "table"})
 STORAGE_OUTPUTS = frozenset({"queue", "blob", "table"})
+STORAGE_BINDINGS = STORAGE_OUTPUTS  # blob and table inputs share their output's type name
 
 
 def _direction(raw: Mapping[str, Any]) -> str:

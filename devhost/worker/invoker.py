@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from azure.functions import meta
 
 from devhost.bindings.expressions import json_properties
-from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
+from devhost.bindings.support import STORAGE_BINDINGS, STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
 from devhost.errors import FunctionInvocationError, FunctionNotFoundError
 from devhost.worker import bindings
@@ -100,8 +100,11 @@ class Worker:
 
     async def invoke_http(self, fn: LoadedFunction, request: HttpRequestData) -> HttpResponseData:
         """Run an HTTP-triggered function; raises FunctionInvocationError when it fails."""
-        # Binding expressions see a JSON body's properties, the query and the route values, as in the host.
-        binding_data = {**json_properties(request.body), **request.query, **request.route_params}
+        # Binding expressions see a JSON body's properties, the query and the route values, as in the host;
+        # the body is only parsed for functions with storage bindings.
+        binding_data: dict[str, Any] = {}
+        if any(raw.get("type") in STORAGE_BINDINGS for raw in fn.raw_bindings):
+            binding_data = {**json_properties(request.body), **request.query, **request.route_params}
         result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON, binding_data=binding_data)
         if fn.return_type is not None and fn.return_type.binding_type == bindings.HTTP_OUTPUT:
             return HttpResponseData.from_datum(result)

@@ -21,7 +21,7 @@ run: setup
 	$(PY) -m devhost start
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not install"
 
 test-other-pythons: setup
 	bash .ci/other-pythons

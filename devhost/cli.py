@@ -23,8 +23,10 @@ log = logging.getLogger("devhost")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m devhost",
-        description="Run an Azure Functions Python v2 app (HTTP + Durable Functions) locally, without .NET.",
+        # `devhost` when run as the installed console script, `python -m devhost` otherwise.
+        prog="devhost" if os.path.basename(sys.argv[0]) == "devhost" else "python -m devhost",
+        description="Run an Azure Functions Python v2 app (HTTP, Durable Functions, timer, queue and blob "
+                    "triggers) locally, without .NET.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     start = commands.add_parser("start", help="start the local Functions host (like `func start`)",
@@ -67,6 +69,10 @@ def format_function_list(worker: Worker, base_url: str, route_prefix: str, *,
         trigger = next((b.get("type") for b in fn.raw_bindings
                         if str(b.get("type", "")).endswith("Trigger")), fn.trigger_type)
         lines += [f"\t{fn.name}: {trigger}", ""]
+    if worker.refusals:
+        # Loud, not silent: these are listed above too, but every invocation of them fails.
+        lines += ["Functions devhost cannot run (invoking them fails):", ""]
+        lines += [f"\t{name}: {reason}\n" for name, reason in worker.refusals.items()]
     lines += [f"Function {name} is disabled." for name in disabled]
     return "\n".join(lines)
 

@@ -29,7 +29,9 @@ from devhost.worker.invoker import Worker
 from devhost.worker.selection import apply_selection
 
 if TYPE_CHECKING:
+    from devhost.bindings.accounts import StorageAccounts
     from devhost.durable.extension import DurableExtension
+    from devhost.triggers.manager import TriggerManager
 
 log = logging.getLogger("devhost.host")
 
@@ -49,6 +51,8 @@ class Host:
         self.disabled: list[str] = []
         self.access: AccessControl | None = None
         self.extension: DurableExtension | None = None
+        self.storage: StorageAccounts | None = None
+        self.triggers: TriggerManager | None = None
         self.azurite: AzuriteProcess | None = None
         self.server: HttpServer | None = None
         self.state = "Default"
@@ -77,6 +81,15 @@ class Host:
         )
         return bool(w.orchestrators or w.activities or w.entities or uses_client)
 
+    @property
+    def needs_storage(self) -> bool:
+        """Whether the app needs Azure Storage: durable functions, storage triggers or storage bindings."""
+        from devhost.bindings.support import STORAGE_OUTPUTS, STORAGE_TRIGGERS
+
+        storage_kinds = STORAGE_TRIGGERS | STORAGE_OUTPUTS
+        return self.needs_durable or any(
+            str(raw.get("type")) in storage_kinds for fn in self.worker.functions.values() for raw in fn.raw_bindings)
+
     async def start(self) -> None:
         """Load the app and start everything; on failure, undo what was started and re-raise."""
         began = time.perf_counter()
@@ -88,9 +101,8 @@ class Host:
             cors_policy = (CorsPolicy.build(self.config.http.cors_origins, self.config.http.cors_credentials)
                            if self.config.http.cors_origins else None)
             self.access = access = AccessControl(self.config, instance_id=self.instance_id, disabled=self.disabled)
-            if self.needs_durable or access.needs_storage:
-                if self.config.uses_development_storage:
-                    self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
+            if (self.needs_storage or access.needs_storage) and self.config.uses_development_storage:
+                self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
             # Keys and the task hub both wait on storage: prepare them side by side. The binding's key is
             # set before any HTTP function (the only users of the client binding) can run.
             outcomes = await asyncio.gather(
@@ -101,12 +113,17 @@ class Host:
                     raise outcome
             if self.extension is not None:
                 self.extension.required_query = str(outcomes[0])
+            self._attach_storage()
             dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
-                                    authorizer=access.authorizer, keys=access.key_routes(self.worker.functions))
+                                    authorizer=access.authorizer, keys=access.key_routes(self.worker.functions),
+                                    admin=self.triggers)
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
             self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
+            # Last: a trigger that fires at once may start an orchestration through the HTTP API.
+            assert self.triggers is not None
+            await self.triggers.start()
         except BaseException:
             await self.stop()
             raise
@@ -124,6 +141,17 @@ class Host:
         self.worker.client_binding = self.extension.client_binding_json
         await self.extension.start()
 
+    def _attach_storage(self) -> None:
+        """Storage bindings for every function, and the listeners of timer, queue and blob triggers."""
+        from devhost.bindings.accounts import StorageAccounts
+        from devhost.bindings.storage import StorageBindings
+        from devhost.triggers.manager import TriggerManager
+
+        self.storage = StorageAccounts(os.environ)
+        self.worker.storage_bindings = StorageBindings(self.storage)
+        self.triggers = TriggerManager(self.worker, self.storage, self.config.host_json,
+                                       host_id(self.config.app_dir), disabled=self.disabled)
+
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""
         if self._stopped:
@@ -134,11 +162,15 @@ class Host:
         steps: list[tuple[str, Callable[[], Any]]] = []
         if self.server is not None:
             steps.append(("HTTP server", self.server.stop))
+        if self.triggers is not None:
+            steps.append(("trigger listeners", self.triggers.stop))
         if self.extension is not None:
             steps.append(("durable extension", self.extension.stop))
         steps.append(("worker", self.worker.close))
         if self.access is not None:
             steps.append(("secret store", self.access.close))
+        if self.storage is not None:
+            steps.append(("storage clients", self.storage.close))
         for what, step in steps:
             try:
                 await step()

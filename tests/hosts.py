@@ -48,15 +48,14 @@ class RunningHost:
         return self.log_path.read_text(errors="replace")
 
 
-def host_command(kind: str, port: int, extra_args: Sequence[str] = ()) -> list[str]:
+def host_command(kind: str, port: int, extra_args: Sequence[str] = (), app_dir: Path = PROJECT_ROOT) -> list[str]:
     """The start command; ``extra_args`` are Core Tools' own flags (--enableAuth, --cors, --address ...)."""
     if kind == "func":
         func = shutil.which("func")
         if func is None:
             pytest.skip("E2E_HOST=func but Core Tools' `func` is not on the PATH")
         return [func, "start", "--port", str(port), *extra_args]
-    return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(PROJECT_ROOT),
-            *extra_args]
+    return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(app_dir), *extra_args]
 
 
 def wait_until_ready(host: RunningHost, timeout: float = 60.0, *, keys_checked: bool = False) -> None:
@@ -81,7 +80,8 @@ def wait_until_ready(host: RunningHost, timeout: float = 60.0, *, keys_checked: 
 
 def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = None, port: int | None = None,
                 extra_env: dict[str, str] | None = None, kind: str | None = None,
-                extra_args: Sequence[str] = (), address: str | None = None) -> RunningHost:
+                extra_args: Sequence[str] = (), address: str | None = None,
+                app_dir: Path = PROJECT_ROOT) -> RunningHost:
     """Start a host and wait until it serves; ``address`` is passed as ``--address`` and used in its URLs."""
     kind = kind or os.environ.get("E2E_HOST", "devhost")
     port = port or free_port()
@@ -96,7 +96,9 @@ def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = No
     log_path = tmp / f"host-{hub_name}.log"
     with open(log_path, "ab") as log_file:
         args = [*extra_args, *(["--address", address] if address else [])]
-        process = subprocess.Popen(host_command(kind, port, args), cwd=PROJECT_ROOT, env=env, stdout=log_file,
+        # `func start` runs in the app's directory; devhost is told where the app is.
+        cwd = app_dir if kind == "func" else PROJECT_ROOT
+        process = subprocess.Popen(host_command(kind, port, args, app_dir), cwd=cwd, env=env, stdout=log_file,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     host = RunningHost(f"http://{address or 'localhost'}:{port}", port, hub_name, storage_connection, process,
                        log_path, env)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -55,6 +56,10 @@ def api_tail(raw_path: str, decoded_path: str, prefix: str) -> str:
     return decoded_path[len(prefix):].lstrip("/")
 
 
+class AdminInvoker(Protocol):
+    def invoke_by_admin(self, name: str, body: Any) -> None: ...
+
+
 def build_route_table(functions: Sequence[LoadedFunction], route_prefix: str) -> RouteTable[LoadedFunction]:
     """Compile every HTTP function's route (``routePrefix`` applied); a bad template is a load error."""
     table: RouteTable[LoadedFunction] = RouteTable()
@@ -73,13 +78,14 @@ class Dispatcher:
 
     def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
                  status: Callable[[], Mapping[str, Any]], authorizer: Authorizer | None = None,
-                 keys: KeysRoutes | None = None) -> None:
+                 keys: KeysRoutes | None = None, admin: AdminInvoker | None = None) -> None:
         self.worker = worker
         self.routes = routes
         self.durable = durable
         self.status = status
         self.auth = authorizer or Authorizer(None)
         self.keys = keys
+        self.admin = admin
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
@@ -92,6 +98,8 @@ class Dispatcher:
             return web.Response(status=200)
         if self.keys is not None and is_key_route(path):
             return await self.keys.handle(request, path)
+        if lowered.startswith("/admin/functions/") and request.method == "POST":
+            return await self._admin_invoke(request, path[len("/admin/functions/"):])
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
                 refused = await self._durable_gate(request, rpc)
@@ -124,6 +132,25 @@ class Dispatcher:
             log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
             return web.Response(status=500)
 
+    async def _admin_invoke(self, request: web.Request, name: str) -> web.StreamResponse:
+        """``POST /admin/functions/{name}`` with ``{"input": "..."}``: 202 once the run has started."""
+        from devhost.triggers.manager import AdminInvocationError
+
+        refused = await self.auth.route_gate(request, AuthLevel.ADMIN)  # the master key, when keys are checked
+        if refused is not None:
+            return refused
+        if self.admin is None or not name or "/" in name:
+            return web.Response(status=404)
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": 'the body must be JSON like {"input": "..."}'}, status=400)
+        try:
+            self.admin.invoke_by_admin(name, body)
+        except AdminInvocationError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.Response(status=202)
+
     async def _function(self, request: web.Request, fn: LoadedFunction,
                         route_values: Mapping[str, str]) -> web.StreamResponse:
         data = HttpRequestData.build(
@@ -138,6 +165,10 @@ class Dispatcher:
             response = await self.worker.invoke_http(fn, data)
             return to_web_response(response)
         except FunctionInvocationError:
+            refusal = self.worker.refusals.get(fn.name)
+            if refusal is not None:  # a function devhost cannot run says why, instead of a bare 500
+                return web.json_response({"error": f"function '{fn.name}' cannot run on devhost: {refusal}"},
+                                         status=501)
             return web.Response(status=500)  # already logged by the worker; the host exposes nothing
         except Exception:
             log.exception("Writing the response of 'Functions.%s' failed", fn.name)

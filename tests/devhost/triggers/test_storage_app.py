@@ -19,9 +19,9 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from devhost.host import _host_id
-from tests.devhost.http.support import http
+from devhost.secrets import host_id
 from tests.hosts import RunningHost, launch_host, stop_host
+from tests.http_client import request
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +87,7 @@ def write_past_due_status(blobs: BlobServiceClient) -> datetime:
     container = blobs.get_container_client("azure-webjobs-hosts")
     if not container.exists():
         container.create_container()
-    container.upload_blob(f"timers/{_host_id()}/Host.Functions.nightly_report/status", json.dumps(status),
+    container.upload_blob(f"timers/{host_id(APP)}/Host.Functions.nightly_report/status", json.dumps(status),
                           overwrite=True)
     return last
 
@@ -130,7 +130,7 @@ def send(storage: Storage, queue: str, body: Any) -> None:
 def test_timer_starts_an_orchestration_on_schedule(app_host: RunningHost) -> None:
     """The three-second timer starts Hello, which completes with its activity's result."""
     def completed() -> list[dict[str, Any]]:
-        reply = http("GET", app_host.url("runtime/webhooks/durabletask/instances?runtimeStatus=Completed"))
+        reply = request("GET", app_host.url("runtime/webhooks/durabletask/instances?runtimeStatus=Completed"))
         return [i for i in json.loads(reply.body) if i["name"] == "Hello" and i["output"] == "Hello timer!"]
 
     eventually(completed, "no Hello orchestration started by the timer completed")
@@ -145,7 +145,7 @@ def test_missed_timer_run_is_reported_past_due(app_host: RunningHost, storage: S
     def status_moved_on() -> bool:
         # The status is written right after the run, so poll for it.
         status = json.loads(blob_text(storage, "azure-webjobs-hosts",
-                                      f"timers/{_host_id()}/Host.Functions.nightly_report/status") or "{}")
+                                      f"timers/{host_id(APP)}/Host.Functions.nightly_report/status") or "{}")
         return datetime.fromisoformat(status["Next"]) > datetime.now().astimezone()
 
     eventually(status_moved_on, "the schedule status after the past-due run does not point to the next run")
@@ -165,13 +165,13 @@ def test_http_queue_output_feeds_the_queue_trigger(app_host: RunningHost, storag
     """An HTTP function's queue output is a base64 message that the queue trigger processes, and the
     blob and table inputs read back what the triggers wrote."""
     order_id = uuid.uuid4().hex
-    reply = http("POST", app_host.url("api/enqueue"), json.dumps({"id": order_id, "item": "pen"}).encode())
+    reply = request("POST", app_host.url("api/enqueue"), {"id": order_id, "item": "pen"})
     assert reply.status == 202
     eventually(lambda: blob_text(storage, names.settings["CONTAINER"], f"{order_id}.json"),
                "the message from the HTTP queue output was not processed")
-    back = json.loads(http("GET", app_host.url(f"api/orders/{order_id}")).body)
+    back = json.loads(request("GET", app_host.url(f"api/orders/{order_id}")).body)
     assert back["receipt"]["item"] == "pen" and back["uploads"] == []
-    missing = json.loads(http("GET", app_host.url(f"api/orders/{uuid.uuid4().hex}")).body)
+    missing = json.loads(request("GET", app_host.url(f"api/orders/{uuid.uuid4().hex}")).body)
     assert missing == {"receipt": None, "uploads": []}
 
 
@@ -199,13 +199,13 @@ def test_admin_route_runs_a_queue_function(app_host: RunningHost, storage: Stora
     """POST /admin/functions/{name} with {"input": ...} runs the queue function with that message (202)."""
     order_id = uuid.uuid4().hex
     body = json.dumps({"input": json.dumps({"id": order_id, "item": "by hand"})}).encode()
-    assert http("POST", app_host.url("admin/functions/on_order"), body).status == 202
+    assert request("POST", app_host.url("admin/functions/on_order"), raw=body, content_type=None).status == 202
     eventually(lambda: blob_text(storage, names.settings["CONTAINER"], f"{order_id}.json"),
                "the admin invocation wrote no blob")
-    assert http("POST", app_host.url("admin/functions/nope"), b"{}").status == 404
-    reply = http("POST", app_host.url("admin/functions/enqueue"), b"{}")
+    assert request("POST", app_host.url("admin/functions/nope"), raw=b"{}", content_type=None).status == 404
+    reply = request("POST", app_host.url("admin/functions/enqueue"), raw=b"{}", content_type=None)
     assert reply.status == 400 and b"httpTrigger" in reply.body
-    assert http("POST", app_host.url("admin/functions/on_order"), b"[1]").status == 400
+    assert request("POST", app_host.url("admin/functions/on_order"), raw=b"[1]", content_type=None).status == 400
 
 
 def test_failing_blob_ends_in_the_blob_trigger_poison_queue(app_host: RunningHost, storage: Storage,
@@ -254,7 +254,7 @@ def test_blob_trigger_writes_a_row_once_across_restarts(app_host: RunningHost, s
         eventually(lambda: rows(storage, names, f"upload-{second}"), "the restarted host missed a new blob")
         assert len(rows(storage, names, f"upload-{first}")) == 1
         receipts = storage.blobs.get_container_client("azure-webjobs-hosts").list_blobs(
-            name_starts_with=f"blobreceipts/{_host_id()}/Host.Functions.on_upload/")
+            name_starts_with=f"blobreceipts/{host_id(APP)}/Host.Functions.on_upload/")
         assert sum(1 for r in receipts if r.name.endswith(f"/{uploads}/{first}.txt")) == 1
     finally:
         stop_host(again)

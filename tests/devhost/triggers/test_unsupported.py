@@ -13,7 +13,8 @@ from devhost.azurite import free_port
 from devhost.cli import format_function_list
 from devhost.config import load_config
 from devhost.host import Host
-from tests.devhost.http.support import APPS, LoopThread, http
+from tests.devhost.http.support import APPS, LoopThread
+from tests.http_client import request
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +42,15 @@ def test_invoking_an_unsupported_function_fails_with_the_reason(running: Host,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     """The HTTP function with a Service Bus output answers 501 with the reason and never runs."""
     with caplog.at_level(logging.INFO):
-        reply = http("POST", f"{running.base_url}/api/notify", b"hello")
+        reply = request("POST", f"{running.base_url}/api/notify", raw=b"hello", content_type=None)
     assert reply.status == 501
     assert "serviceBus output binding" in json.loads(reply.body)["error"]
     assert any("Executed 'Functions.notify' (Failed" in r.getMessage() for r in caplog.records)
-    assert http("GET", f"{running.base_url}/api/ping").status == 200
+    assert request("GET", f"{running.base_url}/api/ping").status == 200
 
 
 def test_admin_invocation_of_an_unsupported_trigger_is_refused(running: Host) -> None:
     """POST /admin/functions/{name} for the Event Hubs function answers 501 with the reason."""
-    reply = http("POST", f"{running.base_url}/admin/functions/on_telemetry", b'{"input": "x"}')
+    reply = request("POST", f"{running.base_url}/admin/functions/on_telemetry", {"input": "x"})
     assert reply.status == 501
     assert "eventHubTrigger" in json.loads(reply.body)["error"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost.errors import ConfigError
+from devhost.storage_settings import StorageConnection, durable_connection_name, resolve_connection
 
 HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
 DEFAULT_HUB_NAME = "TestHubName"  # what the extension uses locally when hubName is not set
@@ -50,7 +51,8 @@ class HostConfig:
     app_dir: Path
     port: int = 7071
     route_prefix: str = "api"
-    storage_connection: str = DEVELOPMENT_STORAGE
+    storage_connection: str = DEVELOPMENT_STORAGE  # the task hub's connection string; "" if none or identity-based
+    storage: StorageConnection | None = None  # the task hub's connection as resolved; None if no setting holds it
     durable: DurableSettings = field(default_factory=DurableSettings)
     log_level: str = "Information"
     script_file: str = "function_app.py"
@@ -267,11 +269,14 @@ def load_config(
     local_port = _get_ci(local.get("Host") or {}, "LocalHttpPort")
     chosen_port = port if port is not None else _as_int(local_port, 7071, "LocalHttpPort")
     log_level = _path(host_json, "logging", "logLevel", "default") or "Information"
+    storage = resolve_connection(durable_connection_name(host_json), env)
     return HostConfig(
         app_dir=root,
         port=chosen_port,
         route_prefix="api" if prefix is None else str(prefix).strip("/"),
-        storage_connection=env.get("AzureWebJobsStorage", DEVELOPMENT_STORAGE) or DEVELOPMENT_STORAGE,
+        # No fallback to Azurite: a missing setting is reported when the durable extension needs it.
+        storage_connection=(storage.connection_string or "") if storage else "",
+        storage=storage,
         durable=durable_settings(host_json, env),
         log_level=str(log_level),
         script_file=env.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py"),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
+from devhost.storage_settings import require_durable_storage
 from devhost.worker.invoker import Worker
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class Host:
         )
         return bool(w.orchestrators or w.activities or w.entities or uses_client)
 
+    @property
+    def trigger_types(self) -> list[str]:
+        return [str(b.get("type", "")) for fn in self.worker.functions.values() for b in fn.raw_bindings]
+
     async def start(self) -> None:
         """Load the app and start everything; on failure, undo what was started and re-raise."""
         began = time.perf_counter()
@@ -77,6 +82,8 @@ class Host:
             self.worker.load()
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
             if self.needs_durable:
+                # Before Azurite or any storage call: a missing or unsupported setting stops here.
+                require_durable_storage(self.config.host_json, self.config.storage, self.trigger_types)
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
                 # Imported only when needed: the storage SDKs cost half a second of startup.

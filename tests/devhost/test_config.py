@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devhost.config import DEVELOPMENT_STORAGE, load_config, parse_timespan
+from devhost.config import load_config, parse_timespan
 from devhost.errors import ConfigError
 
 
@@ -26,7 +26,8 @@ def test_defaults_for_a_minimal_app(tmp_path: Path) -> None:
     """A bare host.json gives Core Tools' defaults."""
     config = load_config(make_app(tmp_path / "app"), environ={})
     assert (config.port, config.route_prefix, config.script_file) == (7071, "api", "function_app.py")
-    assert config.storage_connection == DEVELOPMENT_STORAGE and config.uses_development_storage
+    # No storage setting: nothing falls back to Azurite (the host refuses to start a durable app).
+    assert config.storage is None and config.storage_connection == "" and not config.uses_development_storage
     assert config.durable.hub_name == "TestHubName" and config.log_level == "Information"
 
 

@@ -47,6 +47,8 @@ from devhost.durable.taskhub.large_payloads import (
 )
 from devhost.durable.taskhub.table_batch import BatchError, BatchOperation
 from devhost.errors import CheckpointConflict, TaskHubError
+from devhost.storage_clients import open_service_clients
+from devhost.storage_settings import StorageConnection
 
 log = logging.getLogger("devhost.taskhub")
 
@@ -124,7 +126,7 @@ def _log_failed_put(future: asyncio.Future[None]) -> None:
 class AzureStorageTaskHub:
     """A task hub in Azure Storage; see ``devhost.durable.taskhub.base.TaskHub`` for the contract."""
 
-    def __init__(self, connection_string: str, hub_name: str, partition_count: int = 4) -> None:
+    def __init__(self, connection: str | StorageConnection, hub_name: str, partition_count: int = 4) -> None:
         if not 1 <= partition_count <= 16:
             raise ValueError("partition_count must be between 1 and 16")
         if not _HUB_NAME.fullmatch(hub_name):
@@ -135,15 +137,11 @@ class AzureStorageTaskHub:
         quiet_azure_logging()
         self.name = hub_name
         self.partition_count = partition_count
-        self._table_service = TableServiceClient.from_connection_string(
-            connection_string, transport=_local_transport(), **_TABLE_RETRY
-        )
-        self._queue_service = QueueServiceClient.from_connection_string(
-            connection_string, transport=_local_transport(), **_STORAGE_RETRY
-        )
-        self._blob_service = BlobServiceClient.from_connection_string(
-            connection_string, transport=_local_transport(), **_STORAGE_RETRY
-        )
+        # A connection string, or identity-based settings (service URIs and a token credential).
+        services = open_service_clients(connection, _local_transport, _TABLE_RETRY, _STORAGE_RETRY)
+        self._table_service: TableServiceClient = services[0]
+        self._queue_service: QueueServiceClient = services[1]
+        self._blob_service: BlobServiceClient = services[2]
 
         self.history_table_name = keys.history_table_name(hub_name)
         self.instances_table_name = keys.instances_table_name(hub_name)
@@ -164,9 +162,9 @@ class AzureStorageTaskHub:
             self._blob_service.url,
         )
         self._leases = self._blob_service.get_container_client(self.leases_container_name)
-        # The hot calls (rest, table_batch) go on one lean aiohttp session signed with the account key;
-        # without a key (SAS/token) the lean client is None and they stay on the SDK pipelines.
-        self._http = storage_http.for_clients(connection_string, self._table_service, self._queue_service)
+        # The hot calls (rest, table_batch) go on one lean aiohttp session (account key or bearer token);
+        # with a SAS the lean client is None and they stay on the SDK pipelines.
+        self._http = storage_http.for_clients(connection, self._table_service, self._queue_service)
         if self._http is not None:
             for client in [self._history, self._instances, *self._queue_clients.values()]:
                 storage_http.attach(client, self._http)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -31,12 +32,24 @@ class Reply:
         return f"<{self.status} {self.url} {self.body[:300]!r}>"
 
 
+def access_key(url: str) -> str | None:
+    """The key a remote host wants for ``url``: the system key for the Durable extension's webhooks, the
+    function key for the app's routes; none when the URL already carries ``code`` (or no key is set)."""
+    if "code=" in url:
+        return None
+    name = "E2E_SYSTEM_KEY" if "/runtime/webhooks/" in url else "E2E_FUNCTION_KEY"
+    return os.environ.get(name) or None
+
+
 def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
          content_type: str = "application/json", timeout: float = 30.0) -> Reply:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", content_type)
+    key = access_key(url)
+    if key:
+        request.add_header("x-functions-key", key)  # the host reads keys from this header or ?code=
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return Reply(response.status, dict(response.headers.items()), response.read(), url)

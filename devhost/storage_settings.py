@@ -224,10 +224,11 @@ def check_provider_type(host_json: Mapping[str, Any]) -> None:
     what = _OTHER_PROVIDERS.get(str(provider_type).strip().lower(), f"the '{provider_type}' provider")
     raise ConfigError(
         f"host.json sets extensions.durableTask.storageProvider.type to '{provider_type}' ({what}); devhost "
-        "runs only the Azure Storage provider. To run this app on devhost, remove storageProvider.type (or set "
-        "it to 'AzureStorage') for local runs, e.g. with the environment variable "
-        "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type=AzureStorage; to run against "
-        f"{what} itself, use Core Tools (`func start`)."
+        "runs only the Azure Storage provider. To run this app on devhost with Azurite, override the provider "
+        "for local runs (environment or local.settings.json): "
+        "AzureFunctionsJobHost__extensions__durableTask__storageProvider__type=AzureStorage and "
+        "AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName=Storage, with "
+        f"AzureWebJobsStorage set; to run against {what} itself, use Core Tools (`func start`)."
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from typing import Any
 
 import pytest
@@ -104,6 +106,28 @@ def test_other_storage_providers_are_refused(provider_type: str) -> None:
     with pytest.raises(ConfigError, match=f"'{provider_type}'.*only the Azure Storage provider.*func start"):
         check_provider_type(durable_host(type=provider_type))
     check_provider_type(durable_host(type="AzureStorage"))
+
+
+def test_scheduler_app_runs_locally_with_the_documented_overrides(tmp_path: Any) -> None:
+    """The overrides the refusal names turn a Durable Task Scheduler app into an Azure Storage one locally."""
+    from devhost.config import load_config
+
+    host = {"version": "2.0", "extensions": {"durableTask": {"hubName": "%TASKHUB_NAME%", "storageProvider": {
+        "type": "azureManaged", "connectionStringName": "DURABLE_TASK_SCHEDULER_CONNECTION_STRING"}}}}
+    (tmp_path / "host.json").write_text(json.dumps(host))
+    environ = {
+        "TASKHUB_NAME": "SchedulerHub",
+        "DURABLE_TASK_SCHEDULER_CONNECTION_STRING": "Endpoint=http://localhost:8080;Authentication=None",
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    }
+    with pytest.raises(ConfigError) as refused:
+        require_durable_storage(host, resolve_connection(durable_connection_name(host), environ), DURABLE_TRIGGERS)
+    overrides = dict(re.findall(r"(AzureFunctionsJobHost__\w+)=(\w+)", str(refused.value)))
+    assert len(overrides) == 2
+    config = load_config(tmp_path, environ={**environ, **overrides})
+    assert config.durable.hub_name == "SchedulerHub"
+    storage = require_durable_storage(config.host_json, config.storage, DURABLE_TRIGGERS)
+    assert storage.uses_development_storage
 
 
 def test_unknown_credential_value_is_refused() -> None:

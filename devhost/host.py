@@ -83,7 +83,8 @@ class Host:
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
             if self.needs_durable:
                 # Before Azurite or any storage call: a missing or unsupported setting stops here.
-                require_durable_storage(self.config.host_json, self.config.storage, self.trigger_types)
+                storage = require_durable_storage(self.config.host_json, self.config.storage, self.trigger_types)
+                log.info("Task hub storage: %s", storage.describe())
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
                 # Imported only when needed: the storage SDKs cost half a second of startup.

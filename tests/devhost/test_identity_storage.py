@@ -125,17 +125,22 @@ def test_reserve_ticket_with_managed_identity(oauth_storage: OAuthStorage, tmp_p
     assert "Authentication scheme Bearer is not" not in debug
 
 
-def test_no_storage_setting_stops_before_anything_is_written(tmp_path: Path) -> None:
-    """A durable app with no AzureWebJobsStorage stops with the extension's message and starts no Azurite."""
-    app_dir = app_copy(tmp_path / "app", {"FUNCTIONS_WORKER_RUNTIME": "python"})
+def refused_start(app_dir: Path, tmp_path: Path) -> str:
+    """Start devhost on ``app_dir`` expecting it to refuse; its stderr. It must not have started Azurite."""
     azurite_location = tmp_path / "azurite-that-must-not-exist"
     env = clean_environment(DEVHOST_AZURITE_LOCATION=str(azurite_location))
     result = subprocess.run(devhost_command(app_dir, free_port()), cwd=PROJECT_ROOT, env=env, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "devhost: error: Unable to resolve the Azure Storage connection named 'Storage'." in result.stderr
-    assert "AzureWebJobsStorage__accountName" in result.stderr
     assert not azurite_location.exists() and not (app_dir / ".devhost").exists()
+    return result.stderr
+
+
+def test_no_storage_setting_stops_before_anything_is_written(tmp_path: Path) -> None:
+    """A durable app with no AzureWebJobsStorage stops with the extension's message and starts no Azurite."""
+    stderr = refused_start(app_copy(tmp_path / "app", {"FUNCTIONS_WORKER_RUNTIME": "python"}), tmp_path)
+    assert "devhost: error: Unable to resolve the Azure Storage connection named 'Storage'." in stderr
+    assert "AzureWebJobsStorage__accountName" in stderr
 
 
 def test_unsupported_storage_provider_is_refused(tmp_path: Path) -> None:
@@ -146,11 +151,6 @@ def test_unsupported_storage_provider_is_refused(tmp_path: Path) -> None:
     host_json["extensions"]["durableTask"]["storageProvider"] = {"type": "azureManaged",
                                                                   "connectionStringName": "DTS_CONNECTION_STRING"}
     (app_dir / "host.json").write_text(json.dumps(host_json))
-    azurite_location = tmp_path / "azurite-that-must-not-exist"
-    env = clean_environment(DEVHOST_AZURITE_LOCATION=str(azurite_location))
-    result = subprocess.run(devhost_command(app_dir, free_port()), cwd=PROJECT_ROOT, env=env, capture_output=True,
-                            text=True, timeout=60, check=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "'azureManaged' (the Durable Task Scheduler)" in result.stderr
-    assert "only the Azure Storage provider" in result.stderr
-    assert not azurite_location.exists()
+    stderr = refused_start(app_dir, tmp_path)
+    assert "'azureManaged' (the Durable Task Scheduler)" in stderr
+    assert "only the Azure Storage provider" in stderr and "storageProvider__type=AzureStorage" in stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -178,3 +179,55 @@ def test_bearer_tokens_are_cached_and_refreshed_before_expiry() -> None:
 
     asyncio.run(scenario())
     assert source.calls == 2
+
+
+def test_lean_transport_sends_bearer_tokens_for_identity_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hot-call transport of an identity-based hub sends ``Bearer`` tokens, fetched once, never Shared Key."""
+    from aiohttp import web
+    from azure.data.tables.aio import TableServiceClient
+    from azure.storage.queue.aio import QueueServiceClient
+
+    from devhost import storage_clients
+    from devhost.azurite import free_port
+    from devhost.durable.taskhub import storage_http
+
+    source = CountingCredential([time.time()], lifetime=3600)  # the transport's tokens follow the real clock
+    monkeypatch.setattr(storage_clients, "credential_for", lambda settings: ThreadedAsyncCredential(source))
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(status=204)
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", record)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        base = f"https://127.0.0.1:{port}/devstoreaccount1"  # the SDK clients take tokens only over HTTPS
+        connection = resolve_connection("Storage", {
+            "AzureWebJobsStorage__blobServiceUri": base, "AzureWebJobsStorage__queueServiceUri": base,
+            "AzureWebJobsStorage__tableServiceUri": base, "AzureWebJobsStorage__credential": "managedidentity",
+        })
+        assert connection is not None
+        credential = ThreadedAsyncCredential(source)
+        tables = TableServiceClient(base, credential=credential)
+        queues = QueueServiceClient(base, credential=credential)
+        http = storage_http.for_clients(connection, tables, queues)
+        assert http is not None
+        try:
+            for table in (False, True):
+                # Sent over plain HTTP to the recording server: the transport itself has no such rule.
+                url = f"http://127.0.0.1:{port}/devstoreaccount1/q/messages/1?popreceipt=r"
+                reply = await http.send("DELETE", url, {}, table=table)
+                assert reply.status == 204
+        finally:
+            await http.close()
+            await tables.close()
+            await queues.close()
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    assert seen == ["Bearer token-1", "Bearer token-1"] and source.calls == 1

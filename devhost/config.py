@@ -136,6 +136,13 @@ def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str]) -> di
         if value is None or key in environ:
             continue
         environ[key] = str(value)
+    # Core Tools hands the ConnectionStrings section to the host as ``ConnectionStrings:<name>`` settings.
+    connection_strings = settings.get("ConnectionStrings") or {}
+    if not isinstance(connection_strings, dict):
+        raise ConfigError("local.settings.json: 'ConnectionStrings' must be an object")
+    for name, value in connection_strings.items():
+        if value is not None and f"ConnectionStrings:{name}" not in environ:
+            environ[f"ConnectionStrings:{name}"] = str(value)
     return settings
 
 

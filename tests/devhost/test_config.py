@@ -39,6 +39,17 @@ def test_local_settings_are_exported_but_environment_wins(tmp_path: Path) -> Non
     assert environ == {"A": "from-file", "B": "from-env", "D": "5"}
 
 
+def test_connection_strings_section_holds_the_storage_connection(tmp_path: Path) -> None:
+    """local.settings.json ``ConnectionStrings`` become ``ConnectionStrings:<name>``, where the host looks first."""
+    settings = {"Values": {}, "ConnectionStrings": {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}}
+    app = make_app(tmp_path / "app", settings=settings)
+    environ: dict[str, str] = {}
+    config = load_config(app, environ=environ)
+    assert environ == {"ConnectionStrings:AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    assert config.storage is not None and config.storage.setting == "ConnectionStrings:AzureWebJobsStorage"
+    assert config.uses_development_storage
+
+
 def test_host_json_overrides_from_environment_and_settings(tmp_path: Path) -> None:
     """``AzureFunctionsJobHost__`` variables (also from local.settings.json) override host.json keys."""
     host = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"},

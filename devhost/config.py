@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from devhost.errors import ConfigError
-from devhost.storage_settings import StorageConnection, durable_connection_name, resolve_connection
+from devhost.storage_settings import (
+    DEVELOPMENT_STORAGE,
+    StorageConnection,
+    durable_connection_name,
+    resolve_connection,
+)
 
 HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
 DEFAULT_HUB_NAME = "TestHubName"  # what the extension uses locally when hubName is not set
-DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 _HUB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,49}$")
 
 

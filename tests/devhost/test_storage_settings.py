@@ -188,8 +188,8 @@ def test_lean_transport_sends_bearer_tokens_for_identity_connections(monkeypatch
     from azure.storage.queue.aio import QueueServiceClient
 
     from devhost import storage_clients
-    from devhost.azurite import free_port
     from devhost.durable.taskhub import storage_http
+    from tests.local_server import local_server
 
     source = CountingCredential([time.time()], lifetime=3600)  # the transport's tokens follow the real clock
     monkeypatch.setattr(storage_clients, "credential_for", lambda settings: ThreadedAsyncCredential(source))
@@ -200,34 +200,28 @@ def test_lean_transport_sends_bearer_tokens_for_identity_connections(monkeypatch
         return web.Response(status=204)
 
     async def scenario() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", record)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"https://127.0.0.1:{port}/devstoreaccount1"  # the SDK clients take tokens only over HTTPS
-        connection = resolve_connection("Storage", {
-            "AzureWebJobsStorage__blobServiceUri": base, "AzureWebJobsStorage__queueServiceUri": base,
-            "AzureWebJobsStorage__tableServiceUri": base, "AzureWebJobsStorage__credential": "managedidentity",
-        })
-        assert connection is not None
-        credential = ThreadedAsyncCredential(source)
-        tables = TableServiceClient(base, credential=credential)
-        queues = QueueServiceClient(base, credential=credential)
-        http = storage_http.for_clients(connection, tables, queues)
-        assert http is not None
-        try:
-            for table in (False, True):
-                # Sent over plain HTTP to the recording server: the transport itself has no such rule.
-                url = f"http://127.0.0.1:{port}/devstoreaccount1/q/messages/1?popreceipt=r"
-                reply = await http.send("DELETE", url, {}, table=table)
-                assert reply.status == 204
-        finally:
-            await http.close()
-            await tables.close()
-            await queues.close()
-            await runner.cleanup()
+        async with local_server("/{tail:.*}", record) as port:
+            base = f"https://127.0.0.1:{port}/devstoreaccount1"  # the SDK clients take tokens only over HTTPS
+            connection = resolve_connection("Storage", {
+                "AzureWebJobsStorage__blobServiceUri": base, "AzureWebJobsStorage__queueServiceUri": base,
+                "AzureWebJobsStorage__tableServiceUri": base, "AzureWebJobsStorage__credential": "managedidentity",
+            })
+            assert connection is not None
+            credential = ThreadedAsyncCredential(source)
+            tables = TableServiceClient(base, credential=credential)
+            queues = QueueServiceClient(base, credential=credential)
+            http = storage_http.for_clients(connection, tables, queues)
+            assert http is not None
+            try:
+                for table in (False, True):
+                    # Sent over plain HTTP to the recording server: the transport itself has no such rule.
+                    url = f"http://127.0.0.1:{port}/devstoreaccount1/q/messages/1?popreceipt=r"
+                    reply = await http.send("DELETE", url, {}, table=table)
+                    assert reply.status == 204
+            finally:
+                await http.close()
+                await tables.close()
+                await queues.close()
 
     asyncio.run(scenario())
     assert seen == ["Bearer token-1", "Bearer token-1"] and source.calls == 1

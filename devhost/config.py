@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.durable.taskhub import keys
 from devhost.errors import ConfigError
 from devhost.storage_settings import (
+    DEFAULT_DURABLE_CONNECTION,
     DEVELOPMENT_STORAGE,
     StorageConnection,
     durable_connection_name,
@@ -24,7 +26,6 @@ from devhost.storage_settings import (
 
 HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
 DEFAULT_HUB_NAME = "TestHubName"  # what the extension uses locally when hubName is not set
-_HUB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,49}$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ class DurableSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """How the front end listens and who may call it: Core Tools' ``Host`` section and start flags."""
+
+    address: str | None = None  # Host.LocalHttpAddress; None = loopback
+    cors_origins: tuple[str, ...] | None = None  # Host.CORS; None = no CORS middleware at all
+    cors_credentials: bool = False  # Host.CORSCredentials
+    enable_auth: bool = False  # --enableAuth: keys are checked as in Azure
+    functions: tuple[str, ...] | None = None  # host.json "functions" (--functions): the only ones loaded
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """Everything devhost needs to run one app."""
 
@@ -57,13 +69,17 @@ class HostConfig:
     route_prefix: str = "api"
     storage_connection: str = DEVELOPMENT_STORAGE  # the task hub's connection string; "" if none or identity-based
     storage: StorageConnection | None = None  # the task hub's connection as resolved; None if no setting holds it
+    webjobs_storage: StorageConnection | None = None  # AzureWebJobsStorage (where --enableAuth keeps keys)
     durable: DurableSettings = field(default_factory=DurableSettings)
     log_level: str = "Information"
     script_file: str = "function_app.py"
     host_json: Mapping[str, Any] = field(default_factory=dict)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def uses_development_storage(self) -> bool:
+        if self.webjobs_storage is not None and self.webjobs_storage.uses_development_storage:
+            return True
         return self.storage_connection.replace(" ", "").lower() == DEVELOPMENT_STORAGE.lower()
 
 
@@ -215,7 +231,7 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
     m = re.fullmatch(r"%([^%]+)%", hub)
     if m:
         hub = environ.get(m.group(1), "")
-    if not _HUB_NAME_RE.match(hub):
+    if not keys.is_valid_hub_name(hub):
         raise ConfigError(
             f"task hub name {hub!r} is invalid: it must start with a letter, hold only letters and digits, "
             "and be 3 to 50 characters long"
@@ -227,8 +243,10 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
         return default if value is None else parse_timespan(value)
 
     partitions = _as_int(_get_ci(provider, "partitionCount"), defaults.partition_count, "partitionCount")
-    if not 1 <= partitions <= 16:
-        raise ConfigError(f"host.json: partitionCount must be between 1 and 16, got {partitions}")
+    if not keys.is_valid_partition_count(partitions):
+        raise ConfigError(
+            f"host.json: partitionCount must be between 1 and {keys.MAX_PARTITION_COUNT}, got {partitions}"
+        )
     return DurableSettings(
         hub_name=hub,
         partition_count=partitions,
@@ -281,6 +299,7 @@ def load_config(
     chosen_port = port if port is not None else _as_int(local_port, 7071, "LocalHttpPort")
     log_level = _path(host_json, "logging", "logLevel", "default") or "Information"
     storage = resolve_connection(durable_connection_name(host_json), env)
+    http = http_settings(local.get("Host") or {}, host_json)
     return HostConfig(
         app_dir=root,
         port=chosen_port,
@@ -288,8 +307,32 @@ def load_config(
         # No fallback to Azurite: a missing setting is reported when the durable extension needs it.
         storage_connection=(storage.connection_string or "") if storage else "",
         storage=storage,
+        webjobs_storage=resolve_connection(DEFAULT_DURABLE_CONNECTION, env),
         durable=durable_settings(host_json, env),
         log_level=str(log_level),
         script_file=env.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py"),
         host_json=host_json,
+        http=http,
+    )
+
+
+def http_settings(host_section: Mapping[str, Any], host_json: Mapping[str, Any]) -> HttpSettings:
+    """``Host.LocalHttpAddress``, ``Host.CORS`` (comma list) and ``Host.CORSCredentials`` as Core Tools reads
+    them, and host.json's ``functions`` allow list (an ``AzureFunctionsJobHost__functions__0`` override
+    arrives as an object keyed by index)."""
+    if not isinstance(host_section, Mapping):
+        raise ConfigError("local.settings.json: 'Host' must be an object")
+    address = _get_ci(host_section, "LocalHttpAddress")
+    cors = _get_ci(host_section, "CORS")
+    origins = tuple(o for o in str(cors).split(",") if o) if cors else None
+    listed = _get_ci(host_json, "functions")
+    if isinstance(listed, Mapping):
+        listed = [v for _, v in sorted(listed.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else 0)]
+    if listed is not None and not isinstance(listed, list):
+        raise ConfigError("host.json: 'functions' must be an array of function names")
+    return HttpSettings(
+        address=str(address).strip() or None if address is not None else None,
+        cors_origins=origins,
+        cors_credentials=_as_bool(_get_ci(host_section, "CORSCredentials"), False),
+        functions=tuple(str(f) for f in listed) if listed is not None else None,
     )

@@ -20,9 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
+from devhost.http.access import AccessControl
+from devhost.http.cors import CorsPolicy
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
+from devhost.listening import rpc_origin
+from devhost.secrets import host_id
 from devhost.storage_settings import require_durable_storage
 from devhost.worker.invoker import Worker
+from devhost.worker.selection import apply_selection
 
 if TYPE_CHECKING:
     from devhost.durable.extension import DurableExtension
@@ -39,8 +44,11 @@ class Host:
 
     def __init__(self, config: HostConfig, *, hosts: Sequence[str] | None = None) -> None:
         self.config = config
-        self.hosts = list(hosts) if hosts else list(DEFAULT_HOSTS)
+        address = config.http.address
+        self.hosts = list(hosts) if hosts else [address] if address else list(DEFAULT_HOSTS)
         self.worker = Worker(config)
+        self.disabled: list[str] = []
+        self.access: AccessControl | None = None
         self.extension: DurableExtension | None = None
         self.azurite: AzuriteProcess | None = None
         self.server: HttpServer | None = None
@@ -80,22 +88,32 @@ class Host:
         self.state = "Initialized"
         try:
             self.worker.load()
+            self.disabled = apply_selection(self.worker, self.config.http.functions)
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
             if self.needs_durable:
                 # Before Azurite or any storage call: a missing or unsupported setting stops here.
                 storage = require_durable_storage(self.config.host_json, self.config.storage, self.trigger_types)
                 log.info("Task hub storage: %s", storage.describe())
+            cors_policy = (CorsPolicy.build(self.config.http.cors_origins, self.config.http.cors_credentials)
+                           if self.config.http.cors_origins else None)
+            self.access = access = AccessControl(self.config, instance_id=self.instance_id, disabled=self.disabled)
+            if self.needs_durable or access.needs_storage:
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
-                # Imported only when needed: the storage SDKs cost half a second of startup.
-                from devhost.durable.extension import DurableExtension
-
-                self.extension = DurableExtension(self.config, self.worker)
-                self.worker.client_binding = self.extension.client_binding_json
-                await self.extension.start()
-            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status)
+            # Keys and the task hub both wait on storage: prepare them side by side. The binding's key is
+            # set before any HTTP function (the only users of the client binding) can run.
+            outcomes = await asyncio.gather(
+                access.prepare(self.worker.http_functions, durable=self.needs_durable), self._start_durable(),
+                return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if self.extension is not None:
+                self.extension.required_query = str(outcomes[0])
+            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
+                                    authorizer=access.authorizer, keys=access.key_routes(self.worker.functions))
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
-            self.server = HttpServer(create_app(dispatcher), hosts=self.hosts, port=self.config.port,
+            self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
         except BaseException:
@@ -103,6 +121,17 @@ class Host:
             raise
         self.state = "Running"
         log.info("Host started (%dms)", round((time.perf_counter() - began) * 1000))
+
+    async def _start_durable(self) -> None:
+        if not self.needs_durable:
+            return
+        # Imported only when needed: the storage SDKs cost half a second of startup.
+        from devhost.durable.extension import DurableExtension
+
+        self.extension = DurableExtension(self.config, self.worker)
+        self.extension.rpc_origin = rpc_origin(self.hosts, self.config.port)
+        self.worker.client_binding = self.extension.client_binding_json
+        await self.extension.start()
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""
@@ -117,6 +146,8 @@ class Host:
         if self.extension is not None:
             steps.append(("durable extension", self.extension.stop))
         steps.append(("worker", self.worker.close))
+        if self.access is not None:
+            steps.append(("secret store", self.access.close))
         for what, step in steps:
             try:
                 await step()
@@ -147,7 +178,7 @@ class Host:
     def status(self) -> dict[str, Any]:
         """``GET /admin/host/status``, shaped like the Functions host's HostStatus."""
         status: dict[str, Any] = {
-            "id": _host_id(),
+            "id": host_id(self.config.app_dir),
             "state": self.state,
             "version": HOST_VERSION,
             "versionDetails": _version_details(),
@@ -161,12 +192,6 @@ class Host:
         if isinstance(bundle, dict):
             status["extensionBundle"] = {"id": bundle.get("id"), "version": bundle.get("version")}
         return status
-
-
-def _host_id() -> str:
-    # The host id is derived from the machine name: lower-case, at most 32 characters.
-    name = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c == "-")
-    return (name or "devhost")[:32].rstrip("-")
 
 
 def _version_details() -> str:

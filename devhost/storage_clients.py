@@ -93,21 +93,32 @@ def open_service_clients(
 ) -> tuple[Any, Any, Any]:
     """Async table, queue and blob service clients for ``connection`` (a connection string or settings)."""
     from azure.data.tables.aio import TableServiceClient
-    from azure.storage.blob.aio import BlobServiceClient
     from azure.storage.queue.aio import QueueServiceClient
 
+    blob = open_blob_service(connection, transport=transport(), **storage_options)
     text = connection if isinstance(connection, str) else connection.connection_string
     if text is not None:
         return (
             TableServiceClient.from_connection_string(text, transport=transport(), **table_options),
             QueueServiceClient.from_connection_string(text, transport=transport(), **storage_options),
-            BlobServiceClient.from_connection_string(text, transport=transport(), **storage_options),
+            blob,
         )
     assert isinstance(connection, StorageConnection) and connection.credential is not None
-    assert connection.blob_uri and connection.queue_uri and connection.table_uri
+    assert connection.queue_uri and connection.table_uri
     credential = credential_for(connection.credential)
     return (
         TableServiceClient(connection.table_uri, credential=credential, transport=transport(), **table_options),
         QueueServiceClient(connection.queue_uri, credential=credential, transport=transport(), **storage_options),
-        BlobServiceClient(connection.blob_uri, credential=credential, transport=transport(), **storage_options),
+        blob,
     )
+
+
+def open_blob_service(connection: str | StorageConnection, **options: Any) -> Any:
+    """An async blob service client for ``connection`` (a connection string or settings with a blob URI)."""
+    from azure.storage.blob.aio import BlobServiceClient
+
+    text = connection if isinstance(connection, str) else connection.connection_string
+    if text is not None:
+        return BlobServiceClient.from_connection_string(text, **options)
+    assert connection.blob_uri is not None and connection.credential is not None
+    return BlobServiceClient(connection.blob_uri, credential=credential_for(connection.credential), **options)

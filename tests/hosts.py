@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,16 +69,20 @@ def remote_host() -> RunningHost | None:
     return RunningHost(base_url, port, hub_name, "", None, Path(os.devnull), {})
 
 
-def host_command(kind: str, port: int) -> list[str]:
+def host_command(kind: str, port: int, extra_args: Sequence[str] = ()) -> list[str]:
+    """The start command; ``extra_args`` are Core Tools' own flags (--enableAuth, --cors, --address ...)."""
     if kind == "func":
         func = shutil.which("func")
         if func is None:
             pytest.skip("E2E_HOST=func but Core Tools' `func` is not on the PATH")
-        return [func, "start", "--port", str(port)]
-    return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(PROJECT_ROOT)]
+        return [func, "start", "--port", str(port), *extra_args]
+    return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(PROJECT_ROOT),
+            *extra_args]
 
 
-def wait_until_ready(host: RunningHost, timeout: float = 60.0) -> None:
+def wait_until_ready(host: RunningHost, timeout: float = 60.0, *, keys_checked: bool = False) -> None:
+    """Poll the status route until it says Running; with keys checked it answers 401 to a keyless caller,
+    which only the fully started host does (the HTTP server starts last)."""
     assert host.process is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,6 +92,9 @@ def wait_until_ready(host: RunningHost, timeout: float = 60.0) -> None:
             with urllib.request.urlopen(host.url("admin/host/status"), timeout=2) as reply:
                 if b'"Running"' in reply.read():
                     return
+        except urllib.error.HTTPError as err:
+            if keys_checked and err.code == 401:
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.05)
@@ -94,7 +102,9 @@ def wait_until_ready(host: RunningHost, timeout: float = 60.0) -> None:
 
 
 def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = None, port: int | None = None,
-                extra_env: dict[str, str] | None = None, kind: str | None = None) -> RunningHost:
+                extra_env: dict[str, str] | None = None, kind: str | None = None,
+                extra_args: Sequence[str] = (), address: str | None = None) -> RunningHost:
+    """Start a host and wait until it serves; ``address`` is passed as ``--address`` and used in its URLs."""
     kind = kind or os.environ.get("E2E_HOST", "devhost")
     port = port or free_port()
     hub_name = hub_name or f"e2e{uuid.uuid4().hex[:12]}"
@@ -107,11 +117,13 @@ def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = No
     }
     log_path = tmp / f"host-{hub_name}.log"
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(host_command(kind, port), cwd=PROJECT_ROOT, env=env, stdout=log_file,
+        args = [*extra_args, *(["--address", address] if address else [])]
+        process = subprocess.Popen(host_command(kind, port, args), cwd=PROJECT_ROOT, env=env, stdout=log_file,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    host = RunningHost(f"http://localhost:{port}", port, hub_name, storage_connection, process, log_path, env)
+    host = RunningHost(f"http://{address or 'localhost'}:{port}", port, hub_name, storage_connection, process,
+                       log_path, env)
     try:
-        wait_until_ready(host)
+        wait_until_ready(host, keys_checked="--enableAuth" in extra_args)
     except Exception:
         stop_host(host)
         raise

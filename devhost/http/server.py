@@ -7,6 +7,7 @@ request goes; invoking functions is the worker's job and the Durable API is the 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -15,7 +16,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
+from devhost.http import cors
+from devhost.http.admin_keys import KeysRoutes, is_key_route
+from devhost.http.auth import DURABLE_SYSTEM_KEY, Authorizer
 from devhost.http.routes import RouteTable, decode_path, join_prefix
+from devhost.secrets import AuthLevel
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
 from devhost.worker.loader import LoadedFunction
@@ -34,7 +39,20 @@ HOMEPAGE = (
 
 
 class DurableApi(Protocol):
-    async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse: ...
+    async def handle_api(self, request: web.Request, tail: str, *, rpc: bool) -> web.StreamResponse:
+        """Serve one Durable HTTP API request; ``tail`` is the still-encoded path after the API base."""
+        ...
+
+
+def api_tail(raw_path: str, decoded_path: str, prefix: str) -> str:
+    """The path after the API base, still percent-encoded, so that the API decodes each segment once.
+
+    The extension decodes instance ids and event names from the raw URL; only when the base itself was
+    percent-encoded (and so is not found in the raw path) does the decoded path stand in for it.
+    """
+    if raw_path.lower() == prefix or raw_path.lower().startswith(prefix + "/"):
+        return raw_path[len(prefix):].lstrip("/")
+    return decoded_path[len(prefix):].lstrip("/")
 
 
 def build_route_table(functions: Sequence[LoadedFunction], route_prefix: str) -> RouteTable[LoadedFunction]:
@@ -54,28 +72,46 @@ class Dispatcher:
     """Routes one request to status, the Durable API, a function, the homepage, or 404."""
 
     def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
-                 status: Callable[[], Mapping[str, Any]]) -> None:
+                 status: Callable[[], Mapping[str, Any]], authorizer: Authorizer | None = None,
+                 keys: KeysRoutes | None = None) -> None:
         self.worker = worker
         self.routes = routes
         self.durable = durable
         self.status = status
+        self.auth = authorizer or Authorizer(None)
+        self.keys = keys
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = decode_path(request.rel_url.raw_path)
+        raw_path = request.rel_url.raw_path
+        path = decode_path(raw_path)
         lowered = path.lower()
         if lowered == "/admin/host/status" and request.method in ("GET", "HEAD"):
-            return web.json_response(dict(self.status()))
+            refused = await self.auth.route_gate(request, AuthLevel.ADMIN)
+            return refused or web.json_response(dict(self.status()))
         if lowered == "/admin/host/ping" and request.method in ("GET", "POST", "HEAD"):
             return web.Response(status=200)
+        if self.keys is not None and is_key_route(path):
+            return await self.keys.handle(request, path)
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
-                return await self._durable(request, path[len(prefix):].lstrip("/"), rpc)
+                refused = await self._durable_gate(request, rpc)
+                return refused or await self._durable(request, api_tail(raw_path, path, prefix), rpc)
         match = self.routes.match(request.method, path)
         if match is None:
             if path in ("", "/") and request.method in ("GET", "HEAD"):
                 return web.Response(text=HOMEPAGE, content_type="text/html")
             return web.Response(status=404)
-        return await self._function(request, match.target, match.values)
+        refused = await self.auth.function_gate(request, match.target)
+        return refused or await self._function(request, match.target, match.values)
+
+    async def _durable_gate(self, request: web.Request, rpc: bool) -> web.Response | None:
+        """The webhooks need the durabletask_extension system key (or the master key). The RPC path needs
+        no key but, like the extension's own listener on 127.0.0.1, only callers on this machine reach it."""
+        if not rpc:
+            return await self.auth.route_gate(request, AuthLevel.SYSTEM, DURABLE_SYSTEM_KEY)
+        if self.auth.enabled and not from_this_machine(request):
+            return web.Response(status=404)
+        return None
 
     async def _durable(self, request: web.Request, tail: str, rpc: bool) -> web.StreamResponse:
         if self.durable is None:
@@ -117,8 +153,29 @@ def to_web_response(data: HttpResponseData) -> web.Response:
     return web.Response(status=data.status, headers=headers, body=data.body or None)
 
 
-def create_app(dispatcher: Dispatcher) -> web.Application:
+def from_this_machine(request: web.Request) -> bool:
+    """Whether the caller runs on this machine: it connected from loopback, or from the very address it
+    connected to (a process here calling the machine's own network address)."""
+    transport = request.transport
+    if transport is None:
+        return False
+    peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+    if not peer or not local:
+        return False
+    try:
+        caller = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        own = ipaddress.ip_address(str(local[0]).split("%")[0])
+    except ValueError:
+        return False
+    caller = getattr(caller, "ipv4_mapped", None) or caller
+    own = getattr(own, "ipv4_mapped", None) or own
+    return caller.is_loopback or caller == own
+
+
+def create_app(dispatcher: Dispatcher, cors_policy: cors.CorsPolicy | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
+    if cors_policy is not None:
+        cors.install(app, cors_policy)
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     return app
 

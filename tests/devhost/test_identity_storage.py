@@ -14,20 +14,24 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 
 from devhost.azurite import AzuriteProcess, free_port
 from devhost.pack import publishable_files
+from devhost.secrets import SECRETS_CONTAINER
 from tests.devhost.identity_stand_ins import (
     ManagedIdentityEndpoint,
     self_signed_certificate,
     service_uris,
     start_oauth_azurite,
+    storage_token,
 )
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call
 from tests.hosts import PROJECT_ROOT, RunningHost, stop_host, wait_until_ready
+from tests.http_client import request
 
 pytestmark = pytest.mark.e2e
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"  # the user-assigned identity's client id
@@ -76,8 +80,30 @@ def devhost_command(app_dir: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(app_dir)]
 
 
-def test_reserve_ticket_with_managed_identity(oauth_storage: OAuthStorage, tmp_path: Path) -> None:
-    """ReserveTicket runs on a task hub reached with managed-identity tokens only; Azurite checks each one."""
+class FixedToken:
+    """A token credential for the test's own reads of the OAuth Azurite."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(*storage_token(3600))
+
+
+def read_host_secrets(storage: OAuthStorage) -> dict[str, Any]:
+    """The host.json secrets document devhost keeps in the identity-based account, read with a bearer token."""
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient(service_uris(storage.azurite)["blob"], credential=FixedToken(),
+                                connection_verify=str(storage.cert))
+    with service:
+        container = service.get_container_client(SECRETS_CONTAINER)
+        names = [b.name for b in container.list_blobs() if b.name.endswith("/host.json")]
+        assert len(names) == 1, names
+        return json.loads(container.download_blob(names[0]).readall())
+
+
+def test_reserve_ticket_with_managed_identity(oauth_storage: OAuthStorage, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """ReserveTicket runs on a task hub reached with managed-identity tokens only; Azurite checks each one.
+    With --enableAuth the keys are kept in the same account, and the flow is driven with them."""
     uris = service_uris(oauth_storage.azurite)
     app_dir = app_copy(tmp_path / "app", {"FUNCTIONS_WORKER_RUNTIME": "python"})
     hub_name = f"mi{uuid.uuid4().hex[:12]}"
@@ -97,14 +123,20 @@ def test_reserve_ticket_with_managed_identity(oauth_storage: OAuthStorage, tmp_p
     port = free_port()
     log_path = tmp_path / "devhost.log"
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(devhost_command(app_dir, port), cwd=PROJECT_ROOT, env=env, stdout=log_file,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen([*devhost_command(app_dir, port), "--enableAuth"], cwd=PROJECT_ROOT, env=env,
+                                   stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     host = RunningHost(f"http://localhost:{port}", port, hub_name, "", process, log_path, env)
     try:
-        wait_until_ready(host)
+        wait_until_ready(host, keys_checked=True)
+        assert request("POST", host.api("orchestrators/ReserveTicket"), {"userId": "x"}).status == 401
+        secrets = read_host_secrets(oauth_storage)
+        # Remote mode's key headers: the app's routes get a host function key; status links carry ?code=.
+        monkeypatch.setenv("E2E_BASE_URL", host.base_url)
+        monkeypatch.setenv("E2E_FUNCTION_KEY", next(k["value"] for k in secrets["functionKeys"]
+                                                    if k["name"] == "default"))
         urls = start(host, "ReserveTicket", {"userId": "mi-user", "discountTimeout": 120})
         wait_for_custom(urls, "discount")
-        assert call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True}).status == 202
+        assert request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True}).status == 202
         final = wait_until_finished(urls)
         assert final["runtimeStatus"] == "Completed" and final["output"] is True, final
     finally:

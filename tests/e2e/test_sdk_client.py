@@ -9,7 +9,7 @@ from collections.abc import Callable
 import azure.durable_functions as df
 import pytest
 
-from devhost.durable.binding import client_binding_json
+from devhost.durable.client_binding import client_binding_json
 from tests.hosts import RunningHost
 
 # In Azure the binding's rpcBaseUrl is a loopback endpoint inside the app, out of a test's reach.

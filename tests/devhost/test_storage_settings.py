@@ -225,3 +225,25 @@ def test_lean_transport_sends_bearer_tokens_for_identity_connections(monkeypatch
 
     asyncio.run(scenario())
     assert seen == ["Bearer token-1", "Bearer token-1"] and source.calls == 1
+
+
+def test_key_store_follows_azure_webjobs_storage_in_either_form(tmp_path: Any) -> None:
+    """--enableAuth keeps keys in AzureWebJobsStorage, identity-based too; without a blob endpoint it says so."""
+    from devhost.config import load_config
+    from devhost.secrets import BlobSecretsRepository, secrets_repository
+
+    (tmp_path / "host.json").write_text(json.dumps(durable_host(connectionName="Other")))
+    env = {"AzureWebJobsStorage__accountName": "acct", "AzureWebJobsStorage__credential": "managedidentity",
+           "AzureWebJobsOther": "UseDevelopmentStorage=true"}
+    config = load_config(tmp_path, environ=env)
+    assert config.storage is not None and config.storage.setting == "AzureWebJobsOther"
+    assert config.webjobs_storage is not None and config.webjobs_storage.is_identity_based
+    repository = secrets_repository(config.webjobs_storage, tmp_path, {})
+    assert isinstance(repository, BlobSecretsRepository)
+    asyncio.run(repository.close())
+
+    queues_only = resolve_connection("Storage", {"AzureWebJobsStorage__queueServiceUri": "https://a.queue.x"})
+    with pytest.raises(ConfigError, match="AzureWebJobsStorage__blobServiceUri, or set AzureWebJobsSecretStorageType"):
+        secrets_repository(queues_only, tmp_path, {})
+    with pytest.raises(ConfigError, match="keeps keys in the AzureWebJobsStorage account"):
+        secrets_repository(None, tmp_path, {})

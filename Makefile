@@ -28,6 +28,7 @@ test-other-pythons: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 format: setup
 	$(PY) -m ruff format .

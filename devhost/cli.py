@@ -45,7 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check function keys as Azure does (keys kept as the Functions host keeps them)")
     start.add_argument("--functions", nargs="+", metavar="NAME", help="load only these functions")
     start.add_argument("--verbose", action="store_true", help="show debug logs from devhost and libraries")
+    add_pack_command(commands)
     return parser
+
+
+def add_pack_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from devhost.pack import DEFAULT_PYTHON_VERSION
+
+    pack = commands.add_parser(
+        "pack", help="build the deployment zip (like `func pack`)",
+        description="Build the zip that `func pack` would make for the app in --app-dir, honouring .funcignore.")
+    pack.add_argument("--app-dir", default=".", help="the function app's root, holding host.json (default: .)")
+    pack.add_argument("--output", "-o", default=None, metavar="PATH",
+                      help="a folder for <app folder>.zip, or a path ending in .zip (default: ./<app folder>.zip)")
+    pack.add_argument("--build-local", action="store_true",
+                      help="install requirements.txt into .python_packages/lib/site-packages for Linux")
+    pack.add_argument("--python-version", default=DEFAULT_PYTHON_VERSION,
+                      help=f"target Python version for --build-local (default: {DEFAULT_PYTHON_VERSION})")
+
+
+def pack(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from devhost.pack import build_package, default_output
+
+    app_dir = Path(args.app_dir)
+    output = default_output(app_dir, args.output, Path.cwd())
+    names = build_package(app_dir, output, build_local=args.build_local, python_version=args.python_version)
+    print(f"Created {output} ({len(names)} files)", file=out, flush=True)
+    return 0
 
 
 def _flag(text: str) -> bool:
@@ -138,11 +166,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     stream = out or sys.stdout
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "start":
+    commands = {"start": start, "pack": pack}
+    if args.command not in commands:
         parser.print_help(stream)
         return 2
     try:
-        return start(args, stream)
+        return commands[args.command](args, stream)
     except DevhostError as exc:
         # Expected failures get one clear line, no traceback.
         print(f"devhost: error: {exc}", file=sys.stderr, flush=True)

@@ -25,6 +25,7 @@ from devhost.http.cors import CorsPolicy
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.listening import rpc_origin
 from devhost.secrets import host_id
+from devhost.storage_settings import require_durable_storage
 from devhost.worker.invoker import Worker
 from devhost.worker.selection import apply_selection
 
@@ -90,6 +91,10 @@ class Host:
         return self.needs_durable or any(
             str(raw.get("type")) in storage_kinds for fn in self.worker.functions.values() for raw in fn.raw_bindings)
 
+    @property
+    def trigger_types(self) -> list[str]:
+        return [str(b.get("type", "")) for fn in self.worker.functions.values() for b in fn.raw_bindings]
+
     async def start(self) -> None:
         """Load the app and start everything; on failure, undo what was started and re-raise."""
         began = time.perf_counter()
@@ -98,6 +103,10 @@ class Host:
             self.worker.load()
             self.disabled = apply_selection(self.worker, self.config.http.functions)
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
+            if self.needs_durable:
+                # Before Azurite or any storage call: a missing or unsupported setting stops here.
+                storage = require_durable_storage(self.config.host_json, self.config.storage, self.trigger_types)
+                log.info("Task hub storage: %s", storage.describe())
             cors_policy = (CorsPolicy.build(self.config.http.cors_origins, self.config.http.cors_credentials)
                            if self.config.http.cors_origins else None)
             self.access = access = AccessControl(self.config, instance_id=self.instance_id, disabled=self.disabled)

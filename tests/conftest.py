@@ -12,7 +12,7 @@ import pytest
 
 from devhost.azurite import AzuriteProcess, start_temporary_azurite
 from tests.host_keys import ALLOWED_ORIGIN, HostKeys, read_host_keys
-from tests.hosts import RunningHost, launch_host, stop_host
+from tests.hosts import RunningHost, launch_host, remote_host, stop_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,12 +38,37 @@ def storage_connection(azurite: AzuriteProcess) -> str:
     return azurite.connection_string
 
 
+# Fixtures that start hosts or Azurite here: an e2e test using them cannot run against a remote host.
+LOCAL_FIXTURES = frozenset({"storage_connection", "auth_host"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against a remote host (E2E_BASE_URL) only black-box HTTP tests run; the others say why they skip."""
+    if remote_host() is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("local_only")
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"E2E_BASE_URL is a remote host; this test {marker.args[0]}"))
+        elif "host" in fixtures and "tests/e2e/" not in item.nodeid:
+            item.add_marker(pytest.mark.skip(reason="E2E_BASE_URL is a remote host: only tests/e2e runs against it"))
+        elif LOCAL_FIXTURES & fixtures and "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.skip(reason="E2E_BASE_URL is a remote host; this test starts its own host"))
+
+
 @pytest.fixture(scope="session")
-def host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
-    """The app running on devhost (or `func start`) against the session's Azurite, on a free port.
+def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
+    """The app running on devhost (or `func start`) against the session's Azurite, on a free port; or, with
+    E2E_BASE_URL, the host already running there (no Azurite is started then).
 
     One host serves the e2e, browser and conformance suites; they isolate themselves with fresh ids.
     """
+    remote = remote_host()
+    if remote is not None:
+        yield remote
+        return
+    storage_connection = request.getfixturevalue("storage_connection")
     running = launch_host(storage_connection, tmp_path_factory.mktemp("host"))
     try:
         yield running

@@ -1,6 +1,9 @@
-"""Hosts under test: devhost by default, Core Tools' `func start` with E2E_HOST=func.
+"""Hosts under test: devhost by default, Core Tools' `func start` with E2E_HOST=func, or any running host
+(a deployed app, a devhost started elsewhere) with E2E_BASE_URL.
 
-Each host gets its own task hub name and a free port, so parallel runs never take each other's messages.
+Each launched host gets its own task hub name and a free port, so parallel runs never take each other's
+messages. A remote host is only talked to over HTTP: tests that look into storage or stop processes are
+marked ``local_only`` and skip.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,9 +35,13 @@ class RunningHost:
     port: int
     hub_name: str
     storage_connection: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None for a remote host
     log_path: Path
     env: dict[str, str]
+
+    @property
+    def remote(self) -> bool:
+        return self.process is None
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
@@ -45,7 +53,20 @@ class RunningHost:
         return self.url(f"runtime/webhooks/durabletask/{path.lstrip('/')}")
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+
+def remote_host() -> RunningHost | None:
+    """The host named by E2E_BASE_URL (keys: E2E_FUNCTION_KEY / E2E_SYSTEM_KEY), or None to launch one."""
+    base_url = os.environ.get("E2E_BASE_URL", "").strip().rstrip("/")
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RuntimeError(f"E2E_BASE_URL must be an http(s) URL, got {base_url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    hub_name = os.environ.get("E2E_TASK_HUB", "CustomStatusHub")  # host.json's hubName
+    return RunningHost(base_url, port, hub_name, "", None, Path(os.devnull), {})
 
 
 def host_command(kind: str, port: int, extra_args: Sequence[str] = (), app_dir: Path = PROJECT_ROOT) -> list[str]:
@@ -61,6 +82,7 @@ def host_command(kind: str, port: int, extra_args: Sequence[str] = (), app_dir: 
 def wait_until_ready(host: RunningHost, timeout: float = 60.0, *, keys_checked: bool = False) -> None:
     """Poll the status route until it says Running; with keys checked it answers 401 to a keyless caller,
     which only the fully started host does (the HTTP server starts last)."""
+    assert host.process is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if host.process.poll() is not None:
@@ -111,7 +133,7 @@ def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = No
 
 
 def stop_host(host: RunningHost, *, hard: bool = False) -> None:
-    if host.process.poll() is None:
+    if host.process is not None and host.process.poll() is None:
         host.process.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
         try:
             host.process.wait(timeout=15)

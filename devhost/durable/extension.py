@@ -50,7 +50,8 @@ class DurableExtension:
     def _storage_hub(self, hub_name: str) -> TaskHub:
         from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
 
-        return AzureStorageTaskHub(self.config.storage_connection, hub_name, self.config.durable.partition_count)
+        connection = self.config.storage or self.config.storage_connection
+        return AzureStorageTaskHub(connection, hub_name, self.config.durable.partition_count)
 
     async def start(self) -> None:
         """Create the task hub if needed and start taking work from its queues."""

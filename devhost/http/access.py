@@ -22,7 +22,7 @@ class AccessControl:
     """Built at start from the config; ``secrets`` is None without ``--enableAuth`` (nothing is checked)."""
 
     def __init__(self, config: HostConfig, *, instance_id: str, disabled: Iterable[str]) -> None:
-        repository = (secrets_repository(config.storage_connection, config.app_dir)
+        repository = (secrets_repository(config.webjobs_storage, config.app_dir)
                       if config.http.enable_auth else None)
         self.needs_storage = isinstance(repository, BlobSecretsRepository)
         self.secrets = (SecretManager(repository, host_name=f"localhost:{config.port}", instance_id=instance_id)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from devhost.errors import ConfigError
+from devhost.storage_settings import StorageConnection
 
 SECRETS_CONTAINER = "azure-webjobs-secrets"
 MAX_HOST_ID_LENGTH = 32
@@ -112,11 +113,12 @@ class FileSecretsRepository:
 class BlobSecretsRepository:
     """``BlobStorageSecretsRepository``: blobs ``{host id}/{document}`` in ``azure-webjobs-secrets``."""
 
-    def __init__(self, connection_string: str, host_id: str) -> None:
-        from azure.storage.blob.aio import BlobServiceClient
+    def __init__(self, connection: str | StorageConnection, host_id: str) -> None:
+        from devhost.storage_clients import open_blob_service
 
         self.prefix = host_id.lower()
-        self._service = BlobServiceClient.from_connection_string(connection_string)
+        # A connection string, or identity-based settings (the blob endpoint and a token credential).
+        self._service = open_blob_service(connection)
         self._container = self._service.get_container_client(SECRETS_CONTAINER)
         self._container_ready = False
         self.description = f"blob container '{SECRETS_CONTAINER}', folder '{self.prefix}/'"
@@ -152,7 +154,7 @@ class BlobSecretsRepository:
         await self._service.close()
 
 
-def secrets_repository(storage_connection: str, script_path: Path,
+def secrets_repository(storage: StorageConnection | None, script_path: Path,
                        environ: Mapping[str, str] | None = None) -> SecretsRepository:
     """The repository the host's ``DefaultSecretManagerProvider`` picks for these settings."""
     env = os.environ if environ is None else environ
@@ -164,7 +166,11 @@ def secrets_repository(storage_connection: str, script_path: Path,
     if kind not in ("", "blob"):
         raise ConfigError(f"AzureWebJobsSecretStorageType={kind!r} is not supported by devhost "
                           "(use 'files' or 'blob')")
-    if not storage_connection:
+    if storage is None:
         raise ConfigError("--enableAuth keeps keys in the AzureWebJobsStorage account; set it, or set "
                           "AzureWebJobsSecretStorageType=files")
-    return BlobSecretsRepository(storage_connection, host_id(script_path, env))
+    if storage.is_identity_based and storage.blob_uri is None:
+        raise ConfigError(f"--enableAuth keeps keys in blobs of the {storage.setting} account; set "
+                          f"{storage.setting}__accountName or {storage.setting}__blobServiceUri, or set "
+                          "AzureWebJobsSecretStorageType=files")
+    return BlobSecretsRepository(storage, host_id(script_path, env))

@@ -92,33 +92,32 @@ def open_service_clients(
     storage_options: dict[str, Any],
 ) -> tuple[Any, Any, Any]:
     """Async table, queue and blob service clients for ``connection`` (a connection string or settings)."""
-    from azure.data.tables.aio import TableServiceClient
-    from azure.storage.queue.aio import QueueServiceClient
-
-    blob = open_blob_service(connection, transport=transport(), **storage_options)
-    text = connection if isinstance(connection, str) else connection.connection_string
-    if text is not None:
-        return (
-            TableServiceClient.from_connection_string(text, transport=transport(), **table_options),
-            QueueServiceClient.from_connection_string(text, transport=transport(), **storage_options),
-            blob,
-        )
-    assert isinstance(connection, StorageConnection) and connection.credential is not None
-    assert connection.queue_uri and connection.table_uri
-    credential = credential_for(connection.credential)
     return (
-        TableServiceClient(connection.table_uri, credential=credential, transport=transport(), **table_options),
-        QueueServiceClient(connection.queue_uri, credential=credential, transport=transport(), **storage_options),
-        blob,
+        open_service_client("table", connection, transport=transport(), **table_options),
+        open_service_client("queue", connection, transport=transport(), **storage_options),
+        open_service_client("blob", connection, transport=transport(), **storage_options),
     )
 
 
 def open_blob_service(connection: str | StorageConnection, **options: Any) -> Any:
     """An async blob service client for ``connection`` (a connection string or settings with a blob URI)."""
-    from azure.storage.blob.aio import BlobServiceClient
+    return open_service_client("blob", connection, **options)
+
+
+def open_service_client(service: str, connection: str | StorageConnection, endpoint: str | None = None,
+                        **options: Any) -> Any:
+    """An async ``blob``, ``queue`` or ``table`` service client for ``connection``: from its connection
+    string, else at ``endpoint`` (default: the connection's own URI for the service) with its credential."""
+    if service == "blob":
+        from azure.storage.blob.aio import BlobServiceClient as client_type
+    elif service == "queue":
+        from azure.storage.queue.aio import QueueServiceClient as client_type
+    else:
+        from azure.data.tables.aio import TableServiceClient as client_type
 
     text = connection if isinstance(connection, str) else connection.connection_string
     if text is not None:
-        return BlobServiceClient.from_connection_string(text, **options)
-    assert connection.blob_uri is not None and connection.credential is not None
-    return BlobServiceClient(connection.blob_uri, credential=credential_for(connection.credential), **options)
+        return client_type.from_connection_string(text, **options)
+    uri = endpoint or connection.service_uri(service)
+    assert uri is not None and connection.credential is not None
+    return client_type(uri, credential=credential_for(connection.credential), **options)

@@ -5,12 +5,14 @@ A connection named ``X`` is the configuration section ``AzureWebJobsX`` if it ex
 section with children is an identity-based connection: ``accountName`` (which wins), or
 ``blobServiceUri``/``serviceUri``, ``queueServiceUri`` and ``tableServiceUri``, authenticated by
 ``credential=managedidentity`` (+ ``clientId``), ``tenantId``+``clientId``+``clientSecret``, or else
-``DefaultAzureCredential``. Environment variables spell the section separator ``__``; names are
-case-insensitive, as in .NET configuration.
+``DefaultAzureCredential``. A binding (which uses one service) also takes ``serviceUri`` for that service
+(``binding_endpoint``), as the storage extensions' client factory binds it to the client's constructor.
+Environment variables spell the section separator ``__``; names are case-insensitive, as in .NET
+configuration.
 
 The Durable extension's connection is ``extensions.durableTask.storageProvider.connectionName``
-(default ``Storage``, so ``AzureWebJobsStorage``). Other readers (binding ``connection`` settings) use
-``resolve_connection`` directly.
+(default ``Storage``, so ``AzureWebJobsStorage``). Bindings and triggers resolve their ``connection``
+through ``resolve_connection`` too (``devhost.bindings.connection``).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class StorageConnection:
     table_uri: str | None = None
     account_name: str | None = None
     credential: CredentialSettings | None = None
+    service_uri_alias: str | None = None  # ``serviceUri``: the endpoint of whichever one service a binding uses
 
     @property
     def is_identity_based(self) -> bool:
@@ -92,6 +95,11 @@ class StorageConnection:
     def service_uri(self, service: str) -> str | None:
         """The endpoint of ``blob``, ``queue`` or ``table`` (no trailing slash), when known."""
         return {"blob": self.blob_uri, "queue": self.queue_uri, "table": self.table_uri}[service]
+
+    def binding_endpoint(self, service: str) -> str | None:
+        """The endpoint a binding's client of ``service`` uses: ``accountName``, ``<service>ServiceUri``, else
+        ``serviceUri`` (the storage extensions' StorageClientProvider order)."""
+        return self.service_uri(service) or self.service_uri_alias
 
     def describe(self) -> str:
         """A log line naming where the connection points, never a secret."""
@@ -171,9 +179,10 @@ def _identity_connection(setting: str, children: Mapping[str, str]) -> StorageCo
             "queue": get("queueServiceUri"),
             "table": get("tableServiceUri"),
         }
-    for service, uri in uris.items():
+    alias = None if account else get("serviceUri")
+    for key, uri in [*((f"{s}ServiceUri", u) for s, u in uris.items()), ("serviceUri", alias)]:
         if uri and not re.match(r"^https?://[^/]+", uri):
-            raise ConfigError(f"{setting}__{service}ServiceUri is not an absolute URL: {uri!r}")
+            raise ConfigError(f"{setting}__{key} is not an absolute URL: {uri!r}")
     credential = _credential_settings(setting, get)
     return StorageConnection(
         setting=setting,
@@ -182,6 +191,7 @@ def _identity_connection(setting: str, children: Mapping[str, str]) -> StorageCo
         table_uri=uris["table"] and uris["table"].rstrip("/"),
         account_name=account,
         credential=credential,
+        service_uri_alias=alias and alias.rstrip("/"),
     )
 
 

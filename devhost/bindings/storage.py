@@ -126,7 +126,7 @@ class StorageBindings:
         from azure.core.exceptions import ResourceNotFoundError
 
         container, blob = split_blob_path(self._text(raw, "path", data) or "")
-        account = self.accounts.for_connection(raw.get("connection"))
+        account = self.accounts.for_connection(raw.get("connection"), "blob")
         try:
             downloader = await account.blobs.get_blob_client(container, blob).download_blob()
             content = await downloader.readall()
@@ -144,7 +144,7 @@ class StorageBindings:
             raise BindingError(f"table input '{raw.get('name')}' has no tableName")
         partition = self._text(raw, "partitionKey", data)
         row = self._text(raw, "rowKey", data)
-        table = self.accounts.for_connection(raw.get("connection")).tables.get_table_client(table_name)
+        table = self.accounts.for_connection(raw.get("connection"), "table").tables.get_table_client(table_name)
         if partition is not None and row is not None:
             try:
                 entity = await table.get_entity(partition, row)
@@ -191,7 +191,7 @@ class StorageBindings:
         queue_name = (self._text(raw, "queueName", data) or "").lower()
         if not queue_name:
             raise BindingError(f"queue output '{raw.get('name')}' has no queueName")
-        account = self.accounts.for_connection(raw.get("connection"))
+        account = self.accounts.for_connection(raw.get("connection"), "queue")
         queue = account.queues.get_queue_client(queue_name)
         for message in _queue_messages(datum):
             encoded = encode_message(message)
@@ -206,12 +206,13 @@ class StorageBindings:
         from azure.core.exceptions import ResourceNotFoundError
 
         container, blob = split_blob_path(self._text(raw, "path", data) or "")
-        client = self.accounts.for_connection(raw.get("connection")).blobs.get_blob_client(container, blob)
+        blobs = self.accounts.for_connection(raw.get("connection"), "blob").blobs
+        client = blobs.get_blob_client(container, blob)
         content = datum_bytes(datum)
         try:
             await client.upload_blob(content, overwrite=True)
         except ResourceNotFoundError:
-            await _create_container(self.accounts.for_connection(raw.get("connection")).blobs, container)
+            await _create_container(blobs, container)
             await client.upload_blob(content, overwrite=True)
 
     async def _write_table(self, raw: Mapping[str, Any], datum: meta.Datum, data: Mapping[str, Any]) -> None:
@@ -222,7 +223,7 @@ class StorageBindings:
         if not table_name:
             raise BindingError(f"table output '{raw.get('name')}' has no tableName")
         entities = _table_entities(datum, raw, self._text(raw, "partitionKey", data), self._text(raw, "rowKey", data))
-        service = self.accounts.for_connection(raw.get("connection")).tables
+        service = self.accounts.for_connection(raw.get("connection"), "table").tables
         table = service.get_table_client(table_name)
         for entity in entities:
             try:

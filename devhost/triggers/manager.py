@@ -33,6 +33,9 @@ from devhost.worker.loader import LoadedFunction
 log = logging.getLogger("devhost.triggers")
 
 ADMIN_REASON = "This function was programmatically called via the host APIs."
+# The storage services each binding type uses on its own connection.
+_BINDING_SERVICES = {"queue": ("queue",), "queueTrigger": ("queue",), "blob": ("blob",),
+                     "blobTrigger": ("blob", "queue"), "table": ("table",)}
 
 
 class TriggerWorker(Protocol):
@@ -87,7 +90,24 @@ class TriggerManager:
         self.worker.refusals[fn.name] = reason
         log.error("Function '%s' cannot run on devhost: %s. Invoking it fails.", fn.name, reason)
 
+    def check_connections(self) -> None:
+        """Refuse, before anything listens, each function with a storage binding whose connection does not
+        resolve: the host fails such a function at indexing and runs the others."""
+        for fn in self.worker.functions.values():
+            if fn.name in self.worker.refusals or fn.name.lower() in self.disabled:
+                continue
+            for raw in fn.raw_bindings:
+                services = _BINDING_SERVICES.get(str(raw.get("type")))
+                if services is None:
+                    continue
+                try:
+                    self.accounts.for_connection(raw.get("connection"), *services)
+                except DevhostError as exc:
+                    self._refuse(fn, f"binding '{raw.get('name')}': {exc}")
+                    break
+
     async def start(self) -> None:
+        self.check_connections()
         for fn in self._candidates("timerTrigger"):
             try:
                 self.timers[fn.name] = self._timer(fn)
@@ -134,7 +154,7 @@ class TriggerManager:
         schedule, frequent = parse_schedule(resolve_settings(schedule_text, self.accounts.environ))
         use_monitor = raw.get("useMonitor")
         monitor = (True if use_monitor is None else bool(use_monitor)) and not frequent
-        store = StatusStore(self.accounts.for_connection(None).blobs, self.host_id) if monitor else None
+        store = StatusStore(self.accounts.for_connection(None, "blob").blobs, self.host_id) if monitor else None
 
         async def invoke(info: dict[str, Any]) -> None:
             await self.worker.invoke_trigger(fn, meta.Datum(json.dumps(info), "json"), reason=_timer_reason(info))
@@ -149,7 +169,7 @@ class TriggerManager:
         name = resolve_settings(str(raw.get("queueName") or ""), self.accounts.environ).lower()
         if not name:
             raise BindingError("the queue trigger has no queueName")
-        account = self.accounts.for_connection(raw.get("connection"))
+        account = self.accounts.for_connection(raw.get("connection"), "queue")
 
         async def handle(message: ReceivedMessage) -> None:
             await self.worker.invoke_trigger(
@@ -167,7 +187,8 @@ class TriggerManager:
         from devhost.bindings.expressions import resolve_settings
 
         pattern = BlobPathPattern.parse(resolve_settings(str(raw.get("path") or ""), self.accounts.environ))
-        account = self.accounts.for_connection(raw.get("connection"))
+        # The host's blob trigger also opens a queue client on its connection (queueServiceUri is required).
+        account = self.accounts.for_connection(raw.get("connection"), "blob", "queue")
         trigger_param = fn.input_types.get(fn.trigger.name)
         as_text = trigger_param is not None and trigger_param.pytype is str
 
@@ -179,7 +200,7 @@ class TriggerManager:
         return BlobFunction(fn.name, pattern, account.blobs, as_text, invoke)
 
     def _start_blob_pipeline(self) -> None:
-        host_account = self.accounts.for_connection(None)
+        host_account = self.accounts.for_connection(None, "blob", "queue")
         functions = list(self.blob_functions.values())
         queue_name = trigger_queue_name(self.host_id)
         queue = host_account.queues.get_queue_client(queue_name)

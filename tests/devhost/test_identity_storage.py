@@ -1,10 +1,12 @@
 """Identity-based storage end to end, with no network and no account key: devhost authenticates to Azurite
-(OAuth over HTTPS) with tokens from a managed-identity endpoint, as a Flex Consumption app does in Azure.
-A durable app with no storage setting at all stops before anything is written.
+(OAuth over HTTPS) with tokens from a managed-identity endpoint, as a Flex Consumption app does in Azure,
+for the task hub, the key store, and storage triggers and bindings. A durable app with no storage setting
+at all stops before anything is written.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from devhost.azurite import AzuriteProcess, free_port
 from devhost.pack import publishable_files
@@ -29,6 +32,8 @@ from tests.devhost.identity_stand_ins import (
     start_oauth_azurite,
     storage_token,
 )
+from tests.devhost.triggers.test_storage_app import APP as STORAGE_APP
+from tests.devhost.triggers.test_storage_app import Names, eventually
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
 from tests.hosts import PROJECT_ROOT, RunningHost, stop_host, wait_until_ready
 from tests.http_client import request
@@ -100,19 +105,22 @@ def read_host_secrets(storage: OAuthStorage) -> dict[str, Any]:
         return json.loads(container.download_blob(names[0]).readall())
 
 
+def identity_settings(storage: OAuthStorage, connection: str = "AzureWebJobsStorage") -> dict[str, str]:
+    """The identity-based form of ``connection`` for the OAuth Azurite, with the user-assigned identity."""
+    uris = service_uris(storage.azurite)
+    return {f"{connection}__blobServiceUri": uris["blob"], f"{connection}__queueServiceUri": uris["queue"],
+            f"{connection}__tableServiceUri": uris["table"], f"{connection}__credential": "managedidentity",
+            f"{connection}__clientId": CLIENT_ID}
+
+
 def test_reserve_ticket_with_managed_identity(oauth_storage: OAuthStorage, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """ReserveTicket runs on a task hub reached with managed-identity tokens only; Azurite checks each one.
     With --enableAuth the keys are kept in the same account, and the flow is driven with them."""
-    uris = service_uris(oauth_storage.azurite)
     app_dir = app_copy(tmp_path / "app", {"FUNCTIONS_WORKER_RUNTIME": "python"})
     hub_name = f"mi{uuid.uuid4().hex[:12]}"
     env = clean_environment(
-        AzureWebJobsStorage__blobServiceUri=uris["blob"],
-        AzureWebJobsStorage__queueServiceUri=uris["queue"],
-        AzureWebJobsStorage__tableServiceUri=uris["table"],
-        AzureWebJobsStorage__credential="managedidentity",
-        AzureWebJobsStorage__clientId=CLIENT_ID,
+        **identity_settings(oauth_storage),
         AzureFunctionsJobHost__extensions__durableTask__hubName=hub_name,
         SSL_CERT_FILE=str(oauth_storage.cert),  # trust the test's own certificate authority, nothing else
         **oauth_storage.identity.environment(),
@@ -155,6 +163,67 @@ def test_reserve_ticket_with_managed_identity(oauth_storage: OAuthStorage, tmp_p
     shared_key = [line for line in debug.splitlines() if "SharedKeyAuthenticator" in line and " matched." in line]
     assert shared_key == [], "\n".join(shared_key[:5])
     assert "Authentication scheme Bearer is not" not in debug
+
+
+def test_queue_trigger_with_blob_output_on_managed_identity(oauth_storage: OAuthStorage, tmp_path: Path) -> None:
+    """The storage test app's queue-triggered function writes its blob receipt with tokens only: its trigger
+    and output connection (AzureWebJobsStorage) are identity-based, and nothing holds an account key."""
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    names = Names()
+    hub_name = f"mi{uuid.uuid4().hex[:12]}"
+    env = clean_environment(
+        **identity_settings(oauth_storage), **names.settings, FUNCTIONS_WORKER_RUNTIME="python",
+        AzureFunctionsJobHost__extensions__durableTask__hubName=hub_name,
+        SSL_CERT_FILE=str(oauth_storage.cert), **oauth_storage.identity.environment(),
+    )
+    assert not any("accountkey" in value.lower() for value in env.values())
+    uris = service_uris(oauth_storage.azurite)
+    verify = str(oauth_storage.cert)
+    queues = QueueServiceClient(uris["queue"], credential=FixedToken(), connection_verify=verify)
+    blobs = BlobServiceClient(uris["blob"], credential=FixedToken(), connection_verify=verify)
+    fetched_before = len(oauth_storage.identity.requests)
+
+    port = free_port()
+    log_path = tmp_path / "devhost.log"
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(devhost_command(STORAGE_APP, port), cwd=PROJECT_ROOT, env=env, stdout=log_file,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    host = RunningHost(f"http://localhost:{port}", port, hub_name, "", process, log_path, env)
+    order_id = uuid.uuid4().hex[:8]
+    try:
+        wait_until_ready(host)
+        assert "cannot run on devhost" not in host.log_text(), host.log_text()[-3000:]
+        queue = queues.get_queue_client(names.settings["ORDERS_QUEUE"])
+        try:
+            queue.create_queue()
+        except ResourceExistsError:
+            pass
+        queue.send_message(base64.b64encode(json.dumps({"id": order_id, "item": "book"}).encode()).decode())
+        receipt = blobs.get_blob_client(names.settings["CONTAINER"], f"{order_id}.json")
+
+        def written() -> dict[str, Any] | None:
+            try:
+                return json.loads(receipt.download_blob().readall())
+            except ResourceNotFoundError:
+                return None
+
+        body = eventually(written, "the queue-triggered function wrote no receipt blob")
+        assert body["id"] == order_id and body["item"] == "book" and body["dequeueCount"] == 1, body
+    finally:
+        stop_host(host)
+        queues.close()
+        blobs.close()
+
+    identity = oauth_storage.identity
+    assert identity.refused == []
+    fetched = identity.requests[fetched_before:]
+    assert fetched and {r["client_id"] for r in fetched} == {CLIENT_ID}
+    assert len(fetched) <= 5, fetched  # one cached credential for the task hub, triggers and bindings
+    debug = (oauth_storage.azurite.location / "debug.log").read_text(errors="replace")
+    shared_key = [line for line in debug.splitlines() if "SharedKeyAuthenticator" in line and " matched." in line]
+    assert shared_key == [], "\n".join(shared_key[:5])
 
 
 def refused_start(app_dir: Path, tmp_path: Path) -> str:

@@ -23,18 +23,45 @@ from devhost.triggers.timer import ScheduleStatus, check_past_due
 
 
 def test_connection_names_resolve_like_the_host() -> None:
-    """Empty means AzureWebJobsStorage; AzureWebJobs<name> wins over <name>; identity-based is refused."""
+    """Empty means AzureWebJobsStorage; AzureWebJobs<name> wins over <name>; ConnectionStrings: is read."""
     env = {"AzureWebJobsStorage": "main", "Other": "other", "AzureWebJobsOther": "prefixed",
-           "ConnectionStrings:Third": "third"}
-    assert resolve_storage_connection(None, env) == "main"
-    assert resolve_storage_connection("", env) == "main"
-    assert resolve_storage_connection("AzureWebJobsStorage", env) == "main"
-    assert resolve_storage_connection("Other", env) == "prefixed"
-    assert resolve_storage_connection("Third", env) == "third"
-    with pytest.raises(BindingError, match="identity-based"):
-        resolve_storage_connection("Ident", {"Ident__serviceUri": "https://x.blob.core.windows.net"})
+           "ConnectionStrings:Third": "third", "Fourth": "plain", "ConnectionStrings__Fourth": "section"}
+    def text(name: str | None) -> str | None:
+        return resolve_storage_connection(name, env, ("queue",)).connection_string
+
+    assert text(None) == text("") == text("AzureWebJobsStorage") == "main"
+    assert text("Other") == "prefixed"
+    assert text("Third") == "third"
+    assert text("fourth") == "section"  # ConnectionStrings:<name> before <name>; names are case-insensitive
     with pytest.raises(BindingError, match="'Missing' is not set"):
         resolve_storage_connection("Missing", env)
+
+
+def test_identity_based_binding_connections() -> None:
+    """__serviceUri serves whichever service the binding uses; <service>ServiceUri and accountName win over it."""
+    uri = "https://acct.queue.core.windows.net/"
+    env = {"Orders__serviceUri": uri, "Orders__credential": "managedidentity", "Orders__clientId": "id-1"}
+    connection = resolve_storage_connection("Orders", env, ("queue",))
+    assert connection.is_identity_based and connection.setting == "Orders"
+    assert connection.binding_endpoint("queue") == uri.rstrip("/")
+    assert connection.credential is not None and connection.credential.client_id == "id-1"
+
+    both = {"Data__serviceUri": "https://a.blob.core.windows.net", "Data__queueServiceUri": "https://q.example"}
+    assert resolve_storage_connection("Data", both, ("queue",)).binding_endpoint("queue") == "https://q.example"
+    named = {**both, "Data__accountName": "acct"}
+    assert resolve_storage_connection("Data", named).binding_endpoint("table") == "https://acct.table.core.windows.net"
+
+    # An identity-based AzureWebJobs<name> section wins over a <name> connection string.
+    prefixed = {"AzureWebJobsData__blobServiceUri": "https://b.example", "Data": "UseDevelopmentStorage=true"}
+    assert resolve_storage_connection("Data", prefixed, ("blob",)).setting == "AzureWebJobsData"
+
+    # A blob trigger needs the queue endpoint too; serviceUri cannot stand for two services.
+    with pytest.raises(BindingError, match=r"no queue endpoint: set Data__accountName, or Data__queueServiceUri"):
+        resolve_storage_connection("Data", {"Data__blobServiceUri": "https://b.example"}, ("blob", "queue"))
+    with pytest.raises(BindingError, match="is not an absolute URL"):
+        resolve_storage_connection("Bad", {"Bad__serviceUri": "acct.blob"}, ("blob",))
+    with pytest.raises(BindingError, match="understands 'managedidentity'"):
+        resolve_storage_connection("Bad", {"Bad__serviceUri": "https://b.example", "Bad__credential": "cert"})
 
 
 def test_binding_expressions() -> None:

@@ -35,17 +35,20 @@ def test_start_lists_each_unsupported_function_with_its_reason(running: Host) ->
     tail = listing.split("Functions devhost cannot run (invoking them fails):", 1)[1]
     assert "notify: devhost has no serviceBus output binding ('message')" in tail
     assert "on_telemetry: devhost does not run eventHubTrigger triggers" in tail
+    assert "archive: binding 'copy': connection 'ArchiveStorage' is not set" in tail
     assert "ping" not in tail
 
 
 def test_invoking_an_unsupported_function_fails_with_the_reason(running: Host,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
-    """The HTTP function with a Service Bus output answers 501 with the reason and never runs."""
+    """The HTTP functions with a Service Bus output or an unset connection answer 501 with the reason."""
     with caplog.at_level(logging.INFO):
         reply = request("POST", f"{running.base_url}/api/notify", raw=b"hello", content_type=None)
     assert reply.status == 501
     assert "serviceBus output binding" in json.loads(reply.body)["error"]
     assert any("Executed 'Functions.notify' (Failed" in r.getMessage() for r in caplog.records)
+    archived = request("POST", f"{running.base_url}/api/archive", raw=b"hello", content_type=None)
+    assert archived.status == 501 and "AzureWebJobsArchiveStorage" in json.loads(archived.body)["error"]
     assert request("GET", f"{running.base_url}/api/ping").status == 200
 
 

@@ -1,4 +1,5 @@
-"""An app with bindings devhost cannot run: an Event Hubs trigger and a Service Bus output."""
+"""An app with bindings devhost cannot run: an Event Hubs trigger, a Service Bus output, and a blob output
+whose connection is set nowhere."""
 
 import azure.functions as func
 
@@ -20,3 +21,10 @@ def notify(req: func.HttpRequest, message: func.Out[str]) -> func.HttpResponse:
 @app.event_hub_message_trigger(arg_name="event", event_hub_name="telemetry", connection="EventHub")
 def on_telemetry(event: func.EventHubEvent) -> None:
     pass
+
+
+@app.route(route="archive", methods=["POST"])
+@app.blob_output(arg_name="copy", path="archive/{rand-guid}.txt", connection="ArchiveStorage")
+def archive(req: func.HttpRequest, copy: func.Out[str]) -> func.HttpResponse:
+    copy.set(req.get_body().decode())
+    return func.HttpResponse(status_code=202)

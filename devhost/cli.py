@@ -14,6 +14,7 @@ from typing import TextIO
 from devhost.config import load_config
 from devhost.errors import DevhostError
 from devhost.http.routes import join_prefix
+from devhost.monitor.handler import MONITOR_PATH
 from devhost.worker.invoker import Worker
 
 log = logging.getLogger("devhost")
@@ -80,6 +81,7 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
         if not host.worker.functions:
             log.warning("No job functions found.")
         listing = format_function_list(host.worker, host.base_url, config.route_prefix)
+        listing += f"\n\tMonitor: {host.base_url}{MONITOR_PATH}/\n"
         tail = "" if args.verbose else "For detailed output, run devhost with --verbose flag.\n"
         print(listing + "\n" + tail, file=out, flush=True)
 

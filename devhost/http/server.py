@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
 from devhost.http.routes import RouteTable, decode_path, join_prefix
+from devhost.monitor.handler import is_monitor_path, serve_monitor
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
 from devhost.worker.loader import LoadedFunction
@@ -67,6 +68,8 @@ class Dispatcher:
             return web.json_response(dict(self.status()))
         if lowered == "/admin/host/ping" and request.method in ("GET", "POST", "HEAD"):
             return web.Response(status=200)
+        if is_monitor_path(lowered):
+            return await serve_monitor(request, path)
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
                 return await self._durable(request, path[len(prefix):].lstrip("/"), rpc)

@@ -81,7 +81,8 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
         if not host.worker.functions:
             log.warning("No job functions found.")
         listing = format_function_list(host.worker, host.base_url, config.route_prefix)
-        listing += f"\n\tMonitor: {host.base_url}{MONITOR_PATH}/\n"
+        if host.needs_durable:
+            listing += f"\n\tMonitor: {host.base_url}{MONITOR_PATH}/\n"
         tail = "" if args.verbose else "For detailed output, run devhost with --verbose flag.\n"
         print(listing + "\n" + tail, file=out, flush=True)
 

@@ -202,7 +202,8 @@ def test_raising_booking_confirmed_completes_and_the_detail_shows_the_timeline(p
     expect(part(page, "d-status")).to_have_text("Running")
     expect(part(page, "d-custom")).to_contain_text('"discount"')
 
-    answer = run_action(page, "Raise event…", {"Event name": "BookingConfirmed", "Event data (JSON)": '{"confirmed": true}'})
+    answer = run_action(page, "Raise event…",
+                        {"Event name": "BookingConfirmed", "Event data (JSON)": '{"confirmed": true}'})
     expect(part(answer, "answer-status")).to_have_text("Raise an event: HTTP 202 Accepted")
     expect(part(page, "d-status")).to_have_text("Completed")
     assert status_of(host, instance_id)["output"] is True
@@ -211,7 +212,8 @@ def test_raising_booking_confirmed_completes_and_the_detail_shows_the_timeline(p
     activity = timeline_bars(page, "activity")
     expect(activity).to_have_count(1)
     expect(activity).to_have_attribute("aria-label", re.compile(r"^Activity CalculateDiscount: .*, ok$"))
-    expect(timeline_bars(page, "event")).to_have_attribute("aria-label", re.compile(r"^Event wait Wait for BookingConfirmed"))
+    wait = timeline_bars(page, "event")
+    expect(wait).to_have_attribute("aria-label", re.compile(r"^Event wait Wait for BookingConfirmed: "))
     # The final custom status is marked on the timeline.
     marks = part(page, "timeline").locator("[data-part=custom-mark]")
     expect(marks.last).to_have_attribute("aria-label", re.compile(re.escape(json.dumps(CONFIRMED_MESSAGE))))
@@ -290,7 +292,8 @@ def test_purge_by_filter_from_the_list(page: Page, host: RunningHost) -> None:
 
 
 def test_system_key_is_sent_with_every_call(page: Page, host: RunningHost) -> None:
-    """A `?code=` key leaves the address bar, stays in sessionStorage and goes with every API call as x-functions-key."""
+    """A `?code=` key leaves the address bar, stays in sessionStorage and goes with every API call
+    as x-functions-key."""
     instance_id = completed_steps(host, f"{fresh_prefix()}key")
     calls: list[Request] = []
     page.on("request", lambda request: calls.append(request) if "/runtime/webhooks/" in request.url else None)

@@ -464,10 +464,13 @@ function resetDetail(id) {
 
 function noteCustomStatus(status) {
   const value = status.customStatus;
-  const at = Date.parse(status.lastUpdatedTime);
   const last = detail.customMarks[detail.customMarks.length - 1];
   if (value === null || value === undefined) return;
   if (last && JSON.stringify(last.value) === JSON.stringify(value)) return;
+  // Saved with the checkpoint that wrote the newest history events; lastUpdatedTime has whole seconds only.
+  const times = (status.historyEvents || []).map((event) => Date.parse(event.Timestamp)).filter((t) => !Number.isNaN(t));
+  const updated = Date.parse(status.lastUpdatedTime);
+  const at = times.length ? Math.max(...times) : updated;
   detail.customMarks.push({ at: Number.isNaN(at) ? Date.now() : at, value });
 }
 
@@ -499,9 +502,9 @@ function renderDetail(status) {
   noteCustomStatus(status);
   const model = buildTimeline(status, Date.now());
   drawTimeline($("timeline"), model, detail.customMarks);
-  $("timeline-note").textContent = "Custom status is not part of the history: the marks show the final value at the "
-    + "last update and every change this page saw while open. A wait for an event starts at the last step the "
-    + "orchestration recorded before the event arrived.";
+  $("timeline-note").textContent = "Custom status is not part of the history: the ◆ marks show the value when the page "
+    + "opened and every change it saw since, each at the checkpoint that saved it. A wait for an event starts at "
+    + "the last step the orchestration recorded before the event arrived.";
   const active = ACTIVE.has(status.runtimeStatus);
   const enabled = {
     raise: active, suspend: active && status.runtimeStatus !== "Suspended", resume: status.runtimeStatus === "Suspended",

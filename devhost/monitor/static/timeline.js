@@ -8,8 +8,9 @@
 // - waits for an event: the history records when an event arrived, not when the orchestrator began to
 //   wait, so the bar starts at the last thing the orchestration recorded before the event (the end of
 //   the episode that was waiting) — exact for the usual "do something, then wait" shape;
-// - custom status: the history does not record it. The final one is marked at lastUpdatedTime, and
-//   every change the page sees while it is open is marked at the lastUpdatedTime that first showed it.
+// - custom status: the history does not record it. The orchestrator sets it during an episode and it is
+//   saved with that episode's checkpoint, so a value is marked at the newest history event of the
+//   reading that first showed it: the final one at the end, and every change the page sees while open.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -104,9 +105,9 @@ export function buildTimeline(status, now) {
 
 function formatDuration(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  if (ms < 7200_000) return `${(ms / 60_000).toFixed(1)} min`;
-  return `${(ms / 3600_000).toFixed(1)} h`;
+  if (ms < 120_000) return `${Number((ms / 1000).toFixed(ms < 10_000 ? 2 : 1))} s`;
+  if (ms < 7200_000) return `${Number((ms / 60_000).toFixed(1))} min`;
+  return `${Number((ms / 3600_000).toFixed(1))} h`;
 }
 
 const KIND_NAMES = { activity: "Activity", suborchestration: "Sub-orchestration", timer: "Timer", event: "Event wait",
@@ -125,12 +126,13 @@ export function drawTimeline(container, model, customMarks) {
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "list",
     "aria-label": `History timeline, ${formatDuration(span)} from the start` });
 
-  // Axis: the start, the end and three ticks between, as time since the start.
-  for (let i = 0; i <= 4; i += 1) {
-    const tx = plotX + (plotW * i) / 4;
+  // Axis: time since the start, at round steps, about one label per 90 px.
+  const step = niceStep(span, Math.max(1, Math.floor(plotW / 90)));
+  for (let t = 0; t <= span; t += step) {
+    const tx = plotX + (t / span) * plotW;
     root.append(svg("line", { x1: tx, x2: tx, y1: AXIS - 6, y2: height - 4, class: "grid" }));
-    root.append(svg("text", { x: tx, y: AXIS - 10, class: "tick", "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle" },
-      `+${formatDuration((span * i) / 4)}`));
+    const anchor = t === 0 ? "start" : tx > plotX + plotW - 30 ? "end" : "middle";
+    root.append(svg("text", { x: tx, y: AXIS - 10, class: "tick", "text-anchor": anchor }, `+${formatDuration(t)}`));
   }
 
   // The first row holds the custom-status marks and the end of the orchestration.
@@ -175,6 +177,13 @@ export function drawTimeline(container, model, customMarks) {
     root.append(group);
   });
   container.replaceChildren(root);
+}
+
+// The smallest of 1, 2, 5 × 10^k ms that keeps the axis to at most `ticks` steps.
+function niceStep(span, ticks) {
+  const raw = span / ticks;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= raw);
 }
 
 function truncate(text, length) {

@@ -64,12 +64,13 @@ class Dispatcher:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = decode_path(request.rel_url.raw_path)
         lowered = path.lower()
+        if is_monitor_path(lowered):
+            # Static files that need no key; the API calls the page makes go through the routes below.
+            return await serve_monitor(request, path)
         if lowered == "/admin/host/status" and request.method in ("GET", "HEAD"):
             return web.json_response(dict(self.status()))
         if lowered == "/admin/host/ping" and request.method in ("GET", "POST", "HEAD"):
             return web.Response(status=200)
-        if is_monitor_path(lowered):
-            return await serve_monitor(request, path)
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
                 return await self._durable(request, path[len(prefix):].lstrip("/"), rpc)

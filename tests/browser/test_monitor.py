@@ -231,7 +231,11 @@ def test_running_timeline_grows_while_the_page_is_open(page: Page, host: Running
     first = activities.count()
     assert first < 3, "the instance finished before the page showed it running"
     expect(activities).to_have_count(3)
-    expect(timeline_bars(page, "timer")).to_have_count(2)
+    timers = timeline_bars(page, "timer")
+    expect(timers).to_have_count(2)
+    # Drawn to scale: each timer bar spans the 1 s from its creation to its FireAt.
+    for timer in timers.all():
+        expect(timer).to_have_attribute("aria-label", re.compile(r", (9\d\d ms|1(\.\d+)? s), ok$"))
     expect(part(page, "d-status")).to_have_text("Completed")
     # Every change of the custom status the page saw is a mark; it saw more than the final one.
     assert part(page, "timeline").locator("[data-part=custom-mark]").count() >= 2

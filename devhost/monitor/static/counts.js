@@ -37,7 +37,7 @@ export class InstanceIndex {
 
   // scope: {prefix, from (ms or null), to (ms or null)}; a new scope means a new full listing.
   async refresh(scope, { full = false } = {}) {
-    if (this.busy) return this.busy;
+    while (this.busy) await this.busy.catch(() => {});
     const key = JSON.stringify(scope);
     const changed = key !== JSON.stringify(this.scope);
     const needFull = full || changed || Date.now() - this.lastFull > FULL_SCAN_MS;

@@ -299,7 +299,8 @@ function renderCounts() {
 }
 
 async function refreshList({ full = false } = {}) {
-  if (list.loading) return list.loading;
+  // One refresh at a time; a caller that comes during one (new filters, a page turn) runs after it.
+  while (list.loading) await list.loading;
   list.loading = (async () => {
     try {
       const filters = list.filters;

@@ -4,7 +4,8 @@
 // What the history (as the Durable HTTP API renders it) allows:
 // - activities and sub-orchestrations: ScheduledTime to the completion's Timestamp; an unmatched
 //   TaskScheduled / SubOrchestrationInstanceCreated is still running;
-// - timers: TimerCreated to the TimerFired with the same FireAt (TimerId is not in the API's history);
+// - timers: TimerCreated to the FireAt of the TimerFired with the same FireAt (TimerId is not in the
+//   API's history, and a TimerFired's Timestamp is when the timer was created, not when it fired);
 // - waits for an event: the history records when an event arrived, not when the orchestrator began to
 //   wait, so the bar starts at the last thing the orchestration recorded before the event (the end of
 //   the episode that was waiting) — exact for the usual "do something, then wait" shape;
@@ -73,7 +74,8 @@ export function buildTimeline(status, now) {
       case "TimerFired": {
         const bar = timers.find((t) => t.outcome !== "ok" && t.fireAt === event.FireAt);
         if (bar) {
-          bar.end = at;
+          // A TimerFired event is made when the timer is created (its Timestamp says so); it fires at FireAt.
+          bar.end = Math.max(at, time(event.FireAt) ?? at);
           bar.outcome = "ok";
         }
         break;

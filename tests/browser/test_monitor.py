@@ -26,6 +26,8 @@ from tests.hosts import RunningHost
 
 MONITOR = "/runtime/monitor/"
 PHONE = {"width": 390, "height": 844}
+DARK_BACKGROUND = "rgb(17, 21, 27)"
+LIGHT_BACKGROUND = "rgb(244, 246, 249)"
 
 
 # -- instances, through the Durable HTTP API ---------------------------------------------------------
@@ -90,7 +92,18 @@ def open_list(page: Page, prefix: str, *, size: int | None = None) -> None:
     page.get_by_label("Instance id prefix").fill(prefix)
     if size:
         page.get_by_label("Page size").select_option(str(size))
+    apply(page)
+
+
+def apply(page: Page) -> None:
+    """Press Apply and wait until the table shows the rows for the new filters."""
     page.get_by_role("button", name="Apply").click()
+    settled(page)
+
+
+def settled(page: Page) -> None:
+    """The table is aria-busy from a change of filters or page until its rows are shown."""
+    expect(part(page, "instances")).to_have_attribute("aria-busy", "false")
 
 
 def rows(page: Page) -> Locator:
@@ -148,14 +161,14 @@ def test_list_shows_several_statuses_and_filters_narrow_it(page: Page, host: Run
     # Several statuses at once.
     page.get_by_role("checkbox", name=re.compile(r"^Failed")).check()
     page.get_by_role("checkbox", name=re.compile(r"^Running")).check()
-    page.get_by_role("button", name="Apply").click()
+    apply(page)
     expect(statuses).to_have_text(["Failed", "Running"])
 
     # Name (matched by the page) together with status (matched by the API).
     page.get_by_role("checkbox", name=re.compile(r"^Failed")).uncheck()
     page.get_by_role("checkbox", name=re.compile(r"^Running")).uncheck()
     page.get_by_label("Name").fill("setstatus")
-    page.get_by_role("button", name="Apply").click()
+    apply(page)
     expect(rows(page)).to_have_count(2)
     expect(part(page, "count-Completed")).to_have_text("2")
     expect(part(page, "count-Running")).to_have_text("0")
@@ -165,7 +178,7 @@ def test_list_shows_several_statuses_and_filters_narrow_it(page: Page, host: Run
     page.get_by_label("Created", exact=True).select_option("custom")
     page.get_by_label("Created from").fill("2020-01-01T00:00:00")
     page.get_by_label("Created to").fill("2020-01-02T00:00:00")
-    page.get_by_role("button", name="Apply").click()
+    apply(page)
     expect(part(page, "no-rows")).to_be_visible()
     expect(rows(page)).to_have_count(0)
 
@@ -186,10 +199,12 @@ def test_paging_walks_250_instances_each_exactly_once(page: Page, host: RunningH
         seen += [row.get_attribute("data-instance-id") or "" for row in rows(page).all()]
         if number < 5:
             page.get_by_role("button", name="Next page").click()
+            settled(page)
     expect(page.get_by_role("button", name="Next page")).to_be_disabled()
     assert len(seen) == 250
     assert sorted(seen) == expected
     page.get_by_role("button", name="Previous page").click()
+    settled(page)
     expect(part(page, "page-label")).to_have_text("Page 4")
     expect(rows(page).first).to_have_attribute("data-instance-id", seen[150])
 
@@ -338,7 +353,8 @@ def test_phone_in_dark_mode_by_keyboard(page: Page, host: RunningHost) -> None:
     open_list(page, instance_id)
     link = page.get_by_role("link", name=instance_id)
     expect(link).to_be_visible()
-    assert page.evaluate("getComputedStyle(document.body).colorScheme") == "dark"
+    background = "getComputedStyle(document.body).backgroundColor"
+    assert page.evaluate(background) == DARK_BACKGROUND
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     save_screenshot(page, "monitor-list-phone-dark")
     link.focus()
@@ -347,3 +363,12 @@ def test_phone_in_dark_mode_by_keyboard(page: Page, host: RunningHost) -> None:
     expect(timeline_bars(page, "activity")).to_have_count(3)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     save_screenshot(page, "monitor-detail-phone-dark")
+    # The Theme button overrides the system: auto -> light -> dark -> auto (kept in localStorage).
+    theme = page.get_by_role("button", name="Colour theme")
+    theme.click()
+    expect(theme).to_have_text("Theme: light")
+    assert page.evaluate(background) == LIGHT_BACKGROUND
+    theme.click()
+    theme.click()
+    expect(theme).to_have_text("Theme: auto")
+    assert page.evaluate(background) == DARK_BACKGROUND

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devhost.monitor.handler import ASSETS, STATIC_DIR, content_security_policy
+from tests.browser.test_ui_assets import NoRedirect
 from tests.e2e.http import call
 from tests.hosts import RunningHost
 
@@ -39,11 +40,6 @@ def test_policy_names_the_app_given_by_base(host: RunningHost) -> None:
 def test_policy_ignores_a_base_that_is_not_a_plain_http_origin(base: str) -> None:
     """Anything but an http(s) origin leaves the policy at 'self' only."""
     assert content_security_policy(base) == content_security_policy(None)
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
 
 
 @pytest.mark.parametrize(("query", "location"), [("", "/runtime/monitor/"), ("?code=k", "/runtime/monitor/?code=k")])

@@ -30,7 +30,8 @@ function alertText(message) {
 
 onUnauthorized((message) => {
   alertText(message);
-  openConnection(true);
+  // Opened once; each later refresh that meets the same 401 leaves what the person is typing alone.
+  if ($("connection").hidden) openConnection(true);
 });
 
 function formatTime(value) {
@@ -271,11 +272,18 @@ function renderRows(rows) {
   show($("no-rows"), rows.length === 0);
 }
 
+// The table is aria-busy from a change of filters or page until the rows for it are shown.
+function markBusy(busy) {
+  $("instances").setAttribute("aria-busy", String(busy));
+}
+
 async function loadPage() {
   const filters = list.filters;
-  const token = list.pageStarts[list.page];
+  const page = list.page;
+  const token = list.pageStarts[page];
   const screen = await fetchScreen(filters, token);
-  if (filters !== list.filters) return; // the filters changed meanwhile
+  if (filters !== list.filters || page !== list.page) return; // changed meanwhile; a newer load follows
+  markBusy(false);
   list.nextToken = screen.next;
   renderRows(screen.rows);
   $("prev").disabled = list.page === 0;
@@ -314,6 +322,7 @@ async function refreshList({ full = false } = {}) {
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 401) alertText(error.message);
       $("alert").dataset.source = "list";
+      markBusy(false);
     } finally {
       list.loading = null;
     }
@@ -331,6 +340,7 @@ function scheduleList() {
 }
 
 function applyFilters() {
+  markBusy(true);
   list.filters = readFilters();
   list.pageStarts = [""];
   list.page = 0;
@@ -367,6 +377,7 @@ function setupList() {
   });
   $("next").addEventListener("click", async () => {
     if (!list.nextToken) return;
+    markBusy(true);
     list.page += 1;
     list.pageStarts[list.page] = list.nextToken;
     list.pageStarts.length = list.page + 1;
@@ -374,6 +385,7 @@ function setupList() {
   });
   $("prev").addEventListener("click", async () => {
     if (list.page === 0) return;
+    markBusy(true);
     list.page -= 1;
     await refreshList();
   });
@@ -432,6 +444,7 @@ async function purgeByFilter() {
   } catch (error) {
     alertText(error.message);
   }
+  markBusy(true);
   list.pageStarts = [""];
   list.page = 0;
   await refreshList({ full: true });

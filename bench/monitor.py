@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ ACTIVE = "Pending,Running,Suspended,ContinuedAsNew"
 async def fill(session: aiohttp.ClientSession, base: str, instances: int, running: int) -> float:
     """Start `instances` instances (`running` of them wait for an event); returns the seconds it took."""
     began = time.perf_counter()
+    retried: list[int] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(instances):
         queue.put_nowait(index)
@@ -46,11 +48,20 @@ async def fill(session: aiohttp.ClientSession, base: str, instances: int, runnin
             # A bad choice fails CityRecommender in its first episode; a ReserveTicket waits for its event.
             name, body = (("ReserveTicket", {"userId": f"u{index}", "discountTimeout": 3600}) if index < running
                           else ("CityRecommender", 7))
-            async with session.post(f"{base}/{DURABLE}/orchestrators/{name}/bench-{index:06d}", json=body) as reply:
-                if reply.status != 202:
-                    raise RuntimeError(f"start answered {reply.status}: {await reply.text()}")
+            url = f"{base}/{DURABLE}/orchestrators/{name}/bench-{index:06d}"
+            for attempt in range(3):
+                async with session.post(url, json=body) as reply:
+                    if reply.status == 202 or (attempt and reply.status == 409):  # 409: an earlier try got in
+                        break
+                    if reply.status < 500 or attempt == 2:
+                        raise RuntimeError(f"start answered {reply.status}: {await reply.text()}")
+                    retried.append(reply.status)
+            if index % 1000 == 999:
+                print(f"started {index + 1} in {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
 
     await asyncio.gather(*(worker() for _ in range(16)))
+    if retried:
+        print(f"{len(retried)} starts answered 5xx ({sorted(set(retried))}) and were retried", file=sys.stderr)
     return time.perf_counter() - began
 
 

@@ -217,6 +217,17 @@ def test_raising_booking_confirmed_completes_and_the_detail_shows_the_timeline(p
     expect(part(page, "d-status")).to_have_text("Running")
     expect(part(page, "d-custom")).to_contain_text('"discount"')
 
+    # Data that is not JSON is refused in the dialog, before anything is sent.
+    page.get_by_role("group", name="Actions").get_by_role("button", name="Raise event…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Event name").fill("BookingConfirmed")
+    dialog.get_by_label("Event data (JSON)").fill("{confirmed: yes}")
+    dialog.get_by_role("button", name="Raise").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("The body is not valid JSON")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert status_of(host, instance_id)["runtimeStatus"] == "Running"
+
     answer = run_action(page, "Raise event…",
                         {"Event name": "BookingConfirmed", "Event data (JSON)": '{"confirmed": true}'})
     expect(part(answer, "answer-status")).to_have_text("Raise an event: HTTP 202 Accepted")
@@ -258,15 +269,38 @@ def test_running_timeline_grows_while_the_page_is_open(page: Page, host: Running
 
 
 @pytest.mark.allow_console_errors(r"status of 404")
-def test_terminate_then_purge_from_the_page(page: Page, host: RunningHost) -> None:
-    """Terminate answers 202 and the instance ends Terminated; purge answers 200 and the instance is gone."""
-    instance_id = waiting_ticket(host, f"{fresh_prefix()}stop")
+def test_suspend_resume_terminate_restart_and_purge_from_the_page(page: Page, host: RunningHost) -> None:
+    """Each action is confirmed, answered with the API's status line, and its effect shows on the page."""
+    instance_id = waiting_ticket(host, f"{fresh_prefix()}ops")
     open_instance(page, instance_id)
+
+    answer = run_action(page, "Suspend…", {"Reason": "a pause"})
+    expect(part(answer, "answer-status")).to_have_text("Suspend the instance: HTTP 202 Accepted")
+    expect(part(page, "d-status")).to_have_text("Suspended")
+    expect(timeline_bars(page, "suspended")).to_have_attribute("data-outcome", "open")
+    answer = run_action(page, "Resume…")
+    expect(part(answer, "answer-status")).to_have_text("Resume the instance: HTTP 202 Accepted")
+    expect(part(page, "d-status")).to_have_text("Running")
+    expect(timeline_bars(page, "suspended")).to_have_attribute("data-outcome", "ok")
 
     answer = run_action(page, "Terminate…", {"Reason": "from the monitor"})
     expect(part(answer, "answer-status")).to_have_text("Terminate the instance: HTTP 202 Accepted")
     expect(part(page, "d-status")).to_have_text("Terminated")
     expect(part(page, "d-output")).to_have_text('"from the monitor"')
+
+    # Restart with a new id: the answer links to the new instance, which runs with the same input.
+    answer = run_action(page, "Restart…")
+    expect(part(answer, "answer-status")).to_have_text(re.compile(r"^Restart the instance: HTTP 202 Accepted: "))
+    restarted = answer.get_by_role("link", name=re.compile(r"^Open the restarted instance "))
+    new_id = (restarted.inner_text()).rsplit(" ", 1)[1]
+    assert new_id != instance_id
+    assert status_of(host, new_id)["input"] == status_of(host, instance_id)["input"]
+    restarted.click()
+    expect(part(page, "d-id")).to_have_text(new_id)
+    expect(part(page, "d-status")).to_have_text("Running")
+    assert call("POST", host.durable(f"instances/{new_id}/terminate?reason=done")).status == 202
+    page.go_back()
+    expect(part(page, "d-id")).to_have_text(instance_id)
 
     answer = run_action(page, "Purge…")
     expect(part(answer, "answer-status")).to_have_text('Purge the instance: HTTP 200 OK: {"instancesDeleted":1}')

@@ -406,3 +406,28 @@ def test_phone_in_dark_mode_by_keyboard(page: Page, host: RunningHost) -> None:
     theme.click()
     expect(theme).to_have_text("Theme: auto")
     assert page.evaluate(background) == DARK_BACKGROUND
+
+
+def test_another_app_by_base_url_and_key(page: Page, host: RunningHost) -> None:
+    """With `?base=` the page calls that app's Durable HTTP API (allowed by its policy), with the key.
+
+    The other app is this host under another origin (127.0.0.1 instead of localhost); the browser's
+    CORS check is what the app's CORS settings answer in Azure, so here the route hands the calls
+    through and adds the allowing header.
+    """
+    instance_id = completed_steps(host, f"{fresh_prefix()}remote")
+    other = host.base_url.replace("localhost", "127.0.0.1")
+    seen: list[Request] = []
+
+    def through(route: Route) -> None:
+        seen.append(route.request)
+        reply = route.fetch()
+        route.fulfill(response=reply, headers={**reply.headers, "access-control-allow-origin": host.base_url})
+
+    page.route(f"{other}/runtime/webhooks/durabletask/**", through)
+    page.goto(f"{MONITOR}?base={other}&code=remote-key#/instance/{instance_id}")
+    expect(part(page, "api-base")).to_have_text(f"{other}/runtime/webhooks/durabletask")
+    expect(part(page, "d-status")).to_have_text("Completed")
+    assert seen and all(request.url.startswith(other) for request in seen)
+    assert all(request.headers.get("x-functions-key") == "remote-key" for request in seen)
+    page.evaluate("sessionStorage.clear()")

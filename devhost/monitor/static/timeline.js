@@ -173,9 +173,12 @@ export function drawTimeline(container, model, customMarks) {
     const bx = x(bar.start);
     const bw = Math.max(3, x(bar.end) - bx);
     group.append(svg("rect", { x: bx, y: y + 9, width: bw, height: 16, rx: 3, class: `bar k-${bar.kind} o-${bar.outcome}` }));
-    const inside = bw > 60;
-    group.append(svg("text", { x: inside ? bx + 4 : Math.min(bx + bw + 4, width - 50), y: y + 21,
-      class: inside ? "bar-text inside" : "bar-text" }, formatDuration(duration)));
+    const inside = bw > 130;
+    // Inside a wide bar; else after it, or before it when it ends near the right edge.
+    const before = !inside && bx + bw + 130 > width;
+    group.append(svg("text", { x: inside ? bx + 4 : before ? bx - 4 : bx + bw + 4, y: y + 21,
+      "text-anchor": before ? "end" : "start", class: inside ? "bar-text inside" : "bar-text" },
+    formatDuration(duration) + (bar.outcome === "ok" ? "" : `, ${state}`)));
     root.append(group);
   });
   container.replaceChildren(root);

@@ -158,6 +158,18 @@ def test_list_shows_several_statuses_and_filters_narrow_it(page: Page, host: Run
     expect(part(page, "histogram").locator("rect.bar")).not_to_have_count(0)
     save_screenshot(page, "monitor-list")
 
+    # Picking the histogram's bar (from the keyboard) narrows the created range to its time span.
+    bucket = part(page, "histogram").locator("[data-part=histogram-bucket]")
+    expect(bucket).to_have_count(1)
+    expect(bucket).to_have_attribute("aria-label", re.compile(r"^1 Running, 2 Completed, 1 Failed, 1 Terminated "))
+    bucket.focus()
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(page.get_by_label("Created", exact=True)).to_have_value("custom")
+    expect(page.get_by_label("Created from")).not_to_have_value("")
+    expect(rows(page)).to_have_count(5)
+    page.get_by_label("Created", exact=True).select_option("86400")
+
     # Several statuses at once.
     page.get_by_role("checkbox", name=re.compile(r"^Failed")).check()
     page.get_by_role("checkbox", name=re.compile(r"^Running")).check()

@@ -143,7 +143,8 @@ function bucketSize(spanMs, wanted) {
   return STEPS.find((step) => spanMs / step <= wanted) || STEPS[STEPS.length - 1];
 }
 
-export function drawHistogram(container, items, { from, to, statuses }) {
+// `onPick(from, to)` is called when a person picks a bar (click, or Enter on the focused bar).
+export function drawHistogram(container, items, { from, to, statuses, onPick }) {
   const width = Math.max(280, container.clientWidth || 600);
   const height = 150;
   const pad = { left: 36, right: 8, top: 8, bottom: 22 };
@@ -166,7 +167,7 @@ export function drawHistogram(container, items, { from, to, statuses }) {
   const plotH = height - pad.top - pad.bottom;
   const barW = plotW / count;
   const root = svg("svg", {
-    width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    width, height, viewBox: `0 0 ${width} ${height}`, role: "group",
     "aria-label": `${items.length} instances started between ${new Date(first).toLocaleString()} and `
       + `${new Date(end).toLocaleString()}, at most ${max} per ${formatSpan(size)}`,
   });
@@ -177,6 +178,8 @@ export function drawHistogram(container, items, { from, to, statuses }) {
   buckets.forEach((bucket, index) => {
     let y = pad.top + plotH;
     const x = pad.left + index * barW;
+    const bucketStart = first + index * size;
+    const parts = [];
     for (const status of statuses) {
       const n = bucket[status] || 0;
       if (!n) continue;
@@ -184,8 +187,21 @@ export function drawHistogram(container, items, { from, to, statuses }) {
       y -= h;
       const rect = svg("rect", { x: x + 0.5, y, width: Math.max(1, barW - 1), height: h, class: `bar s-${status}`,
         "data-status": status });
-      rect.append(svg("title", {}, `${new Date(first + index * size).toLocaleString()}: ${n} ${status}`));
+      parts.push(`${n} ${status}`);
       root.append(rect);
+    }
+    if (totals[index] && onPick) {
+      // A focusable hit area over the whole column, on top: narrows the created range to this bucket.
+      const hit = svg("a", { href: "#", class: "pick", "data-part": "histogram-bucket",
+        "aria-label": `${parts.join(", ")} started from ${new Date(bucketStart).toLocaleString()} in `
+          + `${formatSpan(size)}; show only these` });
+      hit.append(svg("title", {}, `${new Date(bucketStart).toLocaleString()}: ${parts.join(", ")}`));
+      hit.append(svg("rect", { x, y: pad.top, width: barW, height: plotH, class: "hit" }));
+      hit.addEventListener("click", (event) => {
+        event.preventDefault();
+        onPick(bucketStart, bucketStart + size);
+      });
+      root.append(hit);
     }
   });
   root.append(svg("text", { x: pad.left, y: height - 6, class: "tick" }, new Date(first).toLocaleString()));

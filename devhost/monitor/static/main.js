@@ -299,11 +299,26 @@ function renderCounts() {
   }
   const items = list.index.matching(filters.name);
   const shown = filters.statuses.length ? items.filter((item) => filters.statuses.includes(item.status)) : items;
-  drawHistogram($("histogram"), shown, { from: filters.from, to: filters.to, statuses: STATUSES });
+  // Not under the keyboard focus: redrawing would throw the focus out of the chart.
+  if (!$("histogram").contains(document.activeElement)) drawHistogram($("histogram"), shown, { from: filters.from, to: filters.to, statuses: STATUSES, onPick: pickRange });
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   $("counts-note").textContent = `${total} instance(s) in range`
     + (list.index.truncated ? " (counted up to the first 200,000)" : "")
     + ". Counts come from listing the range once, then only active and new instances on each refresh.";
+}
+
+// A bar of the histogram picked: show the instances created in its time span.
+function pickRange(from, to) {
+  const form = $("filters");
+  const local = (ms) => {
+    const date = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+    return date.toISOString().slice(0, 19);
+  };
+  form.elements.range.value = "custom";
+  form.elements.range.dispatchEvent(new Event("change"));
+  form.elements.from.value = local(from);
+  form.elements.to.value = local(to);
+  applyFilters();
 }
 
 async function refreshList({ full = false } = {}) {

@@ -86,9 +86,9 @@ def part(scope: Page | Locator, name: str) -> Locator:
     return scope.get_by_test_id(name)
 
 
-def open_list(page: Page, prefix: str, *, size: int | None = None) -> None:
-    """The monitor's list, narrowed to one id prefix."""
-    page.goto(MONITOR)
+def open_list(page: Page, prefix: str, *, size: int | None = None, origin: str = "") -> None:
+    """The monitor's list (of the session host, or of the host at `origin`), narrowed to one id prefix."""
+    page.goto(f"{origin}{MONITOR}")
     page.get_by_label("Instance id prefix").fill(prefix)
     if size:
         page.get_by_label("Page size").select_option(str(size))
@@ -443,3 +443,26 @@ def test_another_app_by_base_url_and_key(page: Page, host: RunningHost) -> None:
     assert seen and all(request.url.startswith(other) for request in seen)
     assert all(request.headers.get("x-functions-key") == "remote-key" for request in seen)
     page.evaluate("sessionStorage.clear()")
+
+
+@pytest.mark.allow_console_errors(r"status of 401")
+def test_with_keys_on_the_page_asks_for_and_uses_the_system_key(page: Page, request: pytest.FixtureRequest) -> None:
+    """On a host started with --enableAuth the list answers 401 until the system key is given under
+    Connection; then every call carries it and the instances show."""
+    try:
+        auth_host: RunningHost = request.getfixturevalue("auth_host")
+        system_key: str = request.getfixturevalue("auth_keys").system
+    except pytest.FixtureLookupError:
+        pytest.skip("needs a host started with --enableAuth (the auth_host and auth_keys fixtures)")
+    instance_id = f"{fresh_prefix()}auth"
+    reply = call("POST", f"{auth_host.durable(f'orchestrators/SetStatusTest/{instance_id}')}?code={system_key}",
+                 {"stepDelaySeconds": 0})
+    assert reply.status == 202, reply
+
+    page.goto(f"{auth_host.base_url}{MONITOR}")
+    expect(part(page, "alert")).to_contain_text("HTTP 401 Unauthorized: this app needs its system key")
+    page.get_by_label("System key").fill(system_key)
+    page.get_by_role("button", name="Use").click()
+    open_list(page, instance_id, origin=auth_host.base_url)
+    expect(page.get_by_role("link", name=instance_id)).to_be_visible()
+    expect(part(page, "alert")).to_be_hidden()

@@ -462,7 +462,7 @@ def test_with_keys_on_the_page_asks_for_and_uses_the_system_key(page: Page, requ
     page.goto(f"{auth_host.base_url}{MONITOR}")
     expect(part(page, "alert")).to_contain_text("HTTP 401 Unauthorized: this app needs its system key")
     page.get_by_label("System key").fill(system_key)
-    page.get_by_role("button", name="Use").click()
+    page.get_by_role("button", name="Use", exact=True).click()
     open_list(page, instance_id, origin=auth_host.base_url)
     expect(page.get_by_role("link", name=instance_id)).to_be_visible()
     expect(part(page, "alert")).to_be_hidden()

@@ -89,7 +89,8 @@ export async function call(method, path, { query, body, headers = {}, signal } =
   if (response.status === 401) {
     const message = systemKey()
       ? "HTTP 401 Unauthorized: the app refused the system key. Check it under Connection."
-      : "HTTP 401 Unauthorized: this app needs its system key (durabletask_extension) or master key. Enter it under Connection.";
+      : "HTTP 401 Unauthorized: this app needs its system key (durabletask_extension) or master key. "
+        + "Enter it under Connection.";
     for (const listener of unauthorizedListeners) listener(message);
     throw new ApiError(message, 401);
   }

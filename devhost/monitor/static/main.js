@@ -22,9 +22,11 @@ const show = (element, visible) => { element.hidden = !visible; };
 // ---------------------------------------------------------------------------------------------
 // Shared bits: alerts, dates, JSON, the theme
 
-function alertText(message) {
+// One line for the whole page: an error (red) or, with kind "info", the outcome of a list action.
+function alertText(message, kind = "error") {
   const alert = $("alert");
   alert.textContent = message || "";
+  alert.dataset.kind = kind;
   show(alert, Boolean(message));
 }
 
@@ -98,7 +100,7 @@ function setupConnection() {
   $("forget-key").addEventListener("click", () => {
     forgetKey();
     $("connection").elements.key.placeholder = "";
-    alertText("The system key was forgotten.");
+    alertText("The system key was forgotten.", "info");
   });
 }
 
@@ -300,7 +302,9 @@ function renderCounts() {
   const items = list.index.matching(filters.name);
   const shown = filters.statuses.length ? items.filter((item) => filters.statuses.includes(item.status)) : items;
   // Not under the keyboard focus: redrawing would throw the focus out of the chart.
-  if (!$("histogram").contains(document.activeElement)) drawHistogram($("histogram"), shown, { from: filters.from, to: filters.to, statuses: STATUSES, onPick: pickRange });
+  if (!$("histogram").contains(document.activeElement)) {
+    drawHistogram($("histogram"), shown, { from: filters.from, to: filters.to, statuses: STATUSES, onPick: pickRange });
+  }
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   $("counts-note").textContent = `${total} instance(s) in range`
     + (list.index.truncated ? " (counted up to the first 200,000)" : "")
@@ -415,7 +419,8 @@ function setupList() {
 
 async function purgeByFilter() {
   const filters = readFilters();
-  const describeRange = `created ${filters.from !== null ? `from ${new Date(filters.from).toLocaleString()}` : "any time"}`
+  const since = filters.from !== null ? `from ${new Date(filters.from).toLocaleString()}` : "any time";
+  const describeRange = `created ${since}`
     + (filters.to !== null ? ` to ${new Date(filters.to).toLocaleString()}` : "");
   const statuses = filters.statuses.length ? filters.statuses.join(", ") : "any status";
   let perInstance = null;
@@ -428,7 +433,8 @@ async function purgeByFilter() {
     text = `Purge the history of ${perInstance.length} instance(s): ${statuses}`
       + `${filters.statuses.length ? "" : " (finished ones)"}, ${describeRange}`
       + `${filters.name ? `, name containing "${filters.name}"` : ""}`
-      + `${filters.prefix ? `, id starting with "${filters.prefix}"` : ""}. They are deleted one by one. This cannot be undone.`;
+      + `${filters.prefix ? `, id starting with "${filters.prefix}"` : ""}. `
+      + "They are deleted one by one. This cannot be undone.";
   } else {
     text = `Purge the history of every instance with ${statuses}, ${describeRange}, in one API call `
       + "(DELETE /instances). This cannot be undone.";
@@ -444,7 +450,8 @@ async function purgeByFilter() {
         if (reply.status === 200) deleted += 1;
         else failures.push(`${item.id}: ${describe(reply)}`);
       }
-      alertText(`Purged ${deleted} of ${perInstance.length} instance(s).${failures.length ? ` ${failures.slice(0, 3).join("; ")}` : ""}`);
+      const problems = failures.length ? ` ${failures.slice(0, 3).join("; ")}` : "";
+      alertText(`Purged ${deleted} of ${perInstance.length} instance(s).${problems}`, failures.length ? "error" : "info");
     } else {
       const reply = await call("DELETE", "instances", {
         query: {
@@ -453,7 +460,7 @@ async function purgeByFilter() {
           runtimeStatus: filters.statuses.join(",") || undefined,
         },
       });
-      alertText(`Purge by filter: ${describe(reply)}`);
+      alertText(`Purge by filter: ${describe(reply)}`, reply.status < 300 || reply.status === 404 ? "info" : "error");
     }
     $("alert").dataset.source = "purge";
   } catch (error) {
@@ -497,7 +504,8 @@ function noteCustomStatus(status) {
   if (value === null || value === undefined) return;
   if (last && JSON.stringify(last.value) === JSON.stringify(value)) return;
   // Saved with the checkpoint that wrote the newest history events; lastUpdatedTime has whole seconds only.
-  const times = (status.historyEvents || []).map((event) => Date.parse(event.Timestamp)).filter((t) => !Number.isNaN(t));
+  const times = (status.historyEvents || []).map((event) => Date.parse(event.Timestamp))
+    .filter((t) => !Number.isNaN(t));
   const updated = Date.parse(status.lastUpdatedTime);
   const at = times.length ? Math.max(...times) : updated;
   detail.customMarks.push({ at: Number.isNaN(at) ? Date.now() : at, value });
@@ -505,7 +513,9 @@ function noteCustomStatus(status) {
 
 function failureText(status) {
   const parts = [];
-  if (status.runtimeStatus === "Failed") parts.push(typeof status.output === "string" ? status.output : pretty(status.output));
+  if (status.runtimeStatus === "Failed") {
+    parts.push(typeof status.output === "string" ? status.output : pretty(status.output));
+  }
   for (const event of status.historyEvents || []) {
     if (event.EventType === "TaskFailed" || event.EventType === "SubOrchestrationInstanceFailed") {
       parts.push(`${event.FunctionName}: ${event.Reason || ""}\n${event.Details || ""}`.trim());
@@ -536,10 +546,14 @@ function renderDetail(status) {
     + "the last step the orchestration recorded before the event arrived.";
   const active = ACTIVE.has(status.runtimeStatus);
   const enabled = {
-    raise: active, suspend: active && status.runtimeStatus !== "Suspended", resume: status.runtimeStatus === "Suspended",
+    raise: active,
+    suspend: active && status.runtimeStatus !== "Suspended",
+    resume: status.runtimeStatus === "Suspended",
     terminate: active, rewind: status.runtimeStatus === "Failed", restart: true, purge: !active,
   };
-  for (const button of $("actions").querySelectorAll("[data-action]")) button.disabled = !enabled[button.dataset.action];
+  for (const button of $("actions").querySelectorAll("[data-action]")) {
+    button.disabled = !enabled[button.dataset.action];
+  }
 }
 
 async function loadDetail() {

@@ -389,6 +389,11 @@ def test_a_401_is_shown_plainly(page: Page) -> None:
     expect(page.get_by_label("System key")).to_be_visible()
     expect(page.get_by_label("System key")).to_be_focused()
     save_screenshot(page, "monitor-401")
+    # An app URL that is not http(s) is refused in the form, before the page reloads for it.
+    page.get_by_label("App URL").fill("javascript:alert(1)")
+    page.get_by_role("button", name="Use", exact=True).click()
+    expect(part(page, "alert")).to_have_text(re.compile(r"^The app URL must be an https:// \(or http://\) address"))
+    expect(page.get_by_label("App URL")).to_be_focused()
 
 
 @pytest.mark.parametrize("page", [PHONE], indirect=True, ids=["phone"])

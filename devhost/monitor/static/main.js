@@ -81,14 +81,28 @@ function openConnection(open) {
   }
 }
 
+function isAppUrl(text) {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && Boolean(url.host);
+  } catch {
+    return false;
+  }
+}
+
 function setupConnection() {
   $("api-base").textContent = apiBase + (taskHub() ? ` (task hub ${taskHub()})` : "");
   $("open-connection").addEventListener("click", () => openConnection($("connection").hidden));
   $("connection").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.target;
-    saveConnection({ key: form.elements.key.value.trim(), hub: form.elements.hub.value.trim() });
     const base = form.elements.base.value.trim().replace(/\/+$/, "");
+    if (base && !isAppUrl(base)) {
+      alertText("The app URL must be an https:// (or http://) address, e.g. https://myapp.azurewebsites.net.");
+      form.elements.base.focus();
+      return;
+    }
+    saveConnection({ key: form.elements.key.value.trim(), hub: form.elements.hub.value.trim() });
     // The page's Content-Security-Policy names the app it may call, so another app means a reload.
     const params = new URLSearchParams(window.location.search);
     if (base) params.set("base", base); else params.delete("base");

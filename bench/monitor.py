@@ -49,17 +49,18 @@ async def fill(session: aiohttp.ClientSession, base: str, instances: int, runnin
             name, body = (("ReserveTicket", {"userId": f"u{index}", "discountTimeout": 3600}) if index < running
                           else ("CityRecommender", 7))
             url = f"{base}/{DURABLE}/orchestrators/{name}/bench-{index:06d}"
-            for attempt in range(3):
+            for attempt in range(6):
                 async with session.post(url, json=body) as reply:
                     if reply.status == 202 or (attempt and reply.status == 409):  # 409: an earlier try got in
                         break
-                    if reply.status < 500 or attempt == 2:
+                    if reply.status < 500 or attempt == 5:
                         raise RuntimeError(f"start answered {reply.status}: {await reply.text()}")
                     retried.append(reply.status)
+                await asyncio.sleep(attempt + 1)
             if index % 1000 == 999:
                 print(f"started {index + 1} in {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
 
-    await asyncio.gather(*(worker() for _ in range(16)))
+    await asyncio.gather(*(worker() for _ in range(8)))
     if retried:
         print(f"{len(retried)} starts answered 5xx ({sorted(set(retried))}) and were retried", file=sys.stderr)
     return time.perf_counter() - began
@@ -129,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             host = launcher.start_devhost(azurite.connection_string, Path(workdir), tag="monitor")
             try:
                 figures = asyncio.run(measure(host.base_url, args.instances, args.running))
+            except Exception:
+                print(f"devhost's log ends with:\n{host.log_tail()}", file=sys.stderr)
+                raise
             finally:
                 host.stop()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.error
 import urllib.request
@@ -83,3 +84,10 @@ def test_page_uses_no_outside_resources() -> None:
 def test_whitelist_matches_the_static_folder() -> None:
     """Every file in static/ is served and every served name exists."""
     assert {path.name for path in Path(STATIC_DIR).iterdir() if path.is_file()} == set(ASSETS)
+
+
+def test_start_prints_the_monitor_url(host: RunningHost) -> None:
+    """`devhost start` prints the monitor's URL after the function list, for an app with durable functions."""
+    if os.environ.get("E2E_HOST", "devhost") != "devhost":
+        pytest.skip("the monitor is devhost's own")
+    assert f"\n\tMonitor: {host.base_url}/runtime/monitor/\n" in host.log_text()

@@ -15,6 +15,9 @@ from tests.browser.test_ui_assets import NoRedirect
 from tests.e2e.http import call
 from tests.hosts import RunningHost
 
+# The monitor is devhost's own page; `func start` (E2E_HOST=func) does not serve it.
+pytestmark = pytest.mark.skipif(os.environ.get("E2E_HOST", "devhost") != "devhost", reason="served by devhost only")
+
 
 @pytest.mark.parametrize("name", ["", *ASSETS])
 def test_assets_are_served_with_type_policy_and_no_sniff(host: RunningHost, name: str) -> None:
@@ -88,6 +91,4 @@ def test_whitelist_matches_the_static_folder() -> None:
 
 def test_start_prints_the_monitor_url(host: RunningHost) -> None:
     """`devhost start` prints the monitor's URL after the function list, for an app with durable functions."""
-    if os.environ.get("E2E_HOST", "devhost") != "devhost":
-        pytest.skip("the monitor is devhost's own")
     assert f"\n\tMonitor: {host.base_url}/runtime/monitor/\n" in host.log_text()

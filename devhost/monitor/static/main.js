@@ -15,6 +15,7 @@ const DETAIL_REFRESH_MS = 1000;
 // A name filter is applied to the rows of each page (the API cannot filter by name); at most this many
 // pages are read to fill one screen before it is shown as it is.
 const MAX_FETCHES_PER_SCREEN = 10;
+const MAX_TIMELINE_BARS = 300;
 
 const $ = (name, root = document) => root.querySelector(`[data-part="${name}"]`);
 const show = (element, visible) => { element.hidden = !visible; };
@@ -554,8 +555,12 @@ function renderDetail(status) {
   $("d-history").textContent = pretty(status.historyEvents || []);
   noteCustomStatus(status);
   const model = buildTimeline(status, Date.now());
+  const steps = model.bars.length;
+  // A long history draws its latest steps only; the JSON below still holds all of it.
+  model.bars = model.bars.slice(-MAX_TIMELINE_BARS);
   drawTimeline($("timeline"), model, detail.customMarks);
-  $("timeline-note").textContent = "Custom status is not part of the history: the ◆ marks show the value when the page "
+  $("timeline-note").textContent = (steps > MAX_TIMELINE_BARS
+    ? `The latest ${MAX_TIMELINE_BARS} of ${steps} steps are drawn. ` : "") + "Custom status is not part of the history: the ◆ marks show the value when the page "
     + "opened and every change it saw since, each at the checkpoint that saved it. A wait for an event starts at "
     + "the last step the orchestration recorded before the event arrived.";
   const active = ACTIVE.has(status.runtimeStatus);
@@ -729,7 +734,7 @@ document.addEventListener("DOMContentLoaded", () => {
     clearTimeout(resize);
     resize = setTimeout(() => {
       if (route().view === "list") renderCounts();
-      else if (detail.status) drawTimeline($("timeline"), buildTimeline(detail.status, Date.now()), detail.customMarks);
+      else if (detail.status) renderDetail(detail.status);
     }, 150);
   });
   onRoute();

@@ -16,6 +16,7 @@ from devhost.config import HostConfig, load_config
 from devhost.errors import DevhostError
 from devhost.http.routes import join_prefix
 from devhost.listening import exposure_warning, parse_address
+from devhost.monitor.handler import MONITOR_PATH
 from devhost.worker.invoker import Worker
 
 log = logging.getLogger("devhost")
@@ -153,6 +154,8 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
             log.warning("No job functions found.")
         listing = format_function_list(host.worker, host.base_url, config.route_prefix, disabled=host.disabled,
                                        invoke_keys=host.access.invoke_keys if host.access else None)
+        if host.needs_durable:
+            listing += f"\n\tMonitor: {host.base_url}{MONITOR_PATH}/\n"
         tail = "" if args.verbose else "For detailed output, run devhost with --verbose flag.\n"
         print(listing + "\n" + tail, file=out, flush=True)
         warning = exposure_warning(host.hosts, keys_checked=config.http.enable_auth)

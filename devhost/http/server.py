@@ -21,6 +21,7 @@ from devhost.http import cors
 from devhost.http.admin_keys import KeysRoutes, is_key_route
 from devhost.http.auth import DURABLE_SYSTEM_KEY, Authorizer
 from devhost.http.routes import RouteTable, decode_path, join_prefix
+from devhost.monitor.handler import is_monitor_path, serve_monitor
 from devhost.secrets import AuthLevel
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
@@ -91,6 +92,9 @@ class Dispatcher:
         raw_path = request.rel_url.raw_path
         path = decode_path(raw_path)
         lowered = path.lower()
+        if is_monitor_path(lowered):
+            # Static files that need no key; the API calls the page makes go through the routes below.
+            return await serve_monitor(request, path)
         if lowered == "/admin/host/status" and request.method in ("GET", "HEAD"):
             refused = await self.auth.route_gate(request, AuthLevel.ADMIN)
             return refused or web.json_response(dict(self.status()))

@@ -1,1 +1,2 @@
-"""Browser tests of the progress page (`/api/ui/`), driven through Playwright and Debian's Chromium."""
+"""Browser tests of the progress page (`/api/ui/`) and devhost's monitor (`/runtime/monitor/`), driven through
+Playwright and Debian's Chromium."""

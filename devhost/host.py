@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
+from devhost.event_loop import loop_factory
+from devhost.http.loopback import install_for_sdk
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.worker.invoker import Worker
 
@@ -90,6 +92,9 @@ class Host:
             self.server = HttpServer(create_app(dispatcher), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
+            if self.extension is not None:
+                server = self.server
+                install_for_sdk(lambda: server.request_handlers, self.config.port)  # starters' calls skip the socket
         except BaseException:
             await self.stop()
             raise
@@ -201,5 +206,6 @@ def run(config: HostConfig, *, hosts: Sequence[str] | None = None,
             loop.add_signal_handler(sig, on_signal)
         await host.serve_forever(on_started)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
     return 0

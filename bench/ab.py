@@ -14,17 +14,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import tempfile
 from pathlib import Path
 
 from bench import launcher, workloads
+from bench.cli import _raise_keyboard_interrupt
 
+# name -> environment of the devhost process. "before": what devhost ran on before uvloop and the
+# in-process loopback; "default": what it runs on now.
 VARIANTS: dict[str, dict[str, str]] = {
-    "before (asyncio loop, loopback TCP)": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_LOOPBACK": "tcp"},
+    "before": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_LOOPBACK": "tcp"},
     "uvloop": {"DEVHOST_LOOPBACK": "tcp"},
-    "in-process loopback": {"DEVHOST_EVENT_LOOP": "asyncio"},
-    "both (the default)": {},
+    "in-process": {"DEVHOST_EVENT_LOOP": "asyncio"},
+    "default": {},
 }
 
 
@@ -60,9 +64,12 @@ def main() -> None:
     parser.add_argument("--poll-ms", type=float, default=50.0,
                         help="status poll interval: slow polls keep the number of reads per flow (which grows with "
                              "latency, and so with load) from blurring the comparison")
-    parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    parser.add_argument("--only", default="", help=f"comma-separated variants of {', '.join(VARIANTS)} (default: all)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop devhost and Azurite from ``finally``
     chosen = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only.split(",")}
+    if not chosen:
+        parser.error(f"--only names none of {', '.join(VARIANTS)}")
     figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in chosen}
     azurite = launcher.start_azurite()
     try:
@@ -82,7 +89,7 @@ def main() -> None:
     for name, values in figures.items():
         d, a, c = (statistics.median(v[i] for v in values) for i in range(3))
         paired = statistics.median(v[0] / f[0] for v, f in zip(values, first, strict=True))
-        print(f"  {name:<38} devhost {d:6.1f} ms/flow ({paired:.2f} vs first)  Azurite {a:6.1f} ms/flow  "
+        print(f"  {name:<10} devhost {d:6.1f} ms/flow ({paired:.2f} vs first)  Azurite {a:6.1f} ms/flow  "
               f"{c:5.2f} storage calls/flow")
 
 

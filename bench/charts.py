@@ -54,14 +54,8 @@ def throughput_chart(results: dict[str, Any], target: Path) -> Path | None:
         bars = ax.bar(xs, values, width, label=name, color=color)
         ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
     ax.set_xticks(range(len(groups)), [label for _, label in groups])
-    ax.set_ylabel("flows completed per second (higher is better)")
-    ax.set_title("W1 ReserveTicket throughput")
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(target, dpi=110)
-    plt.close(fig)
-    return target
+    return _finish_bars(fig, ax, "flows completed per second (higher is better)", "W1 ReserveTicket throughput",
+                        target)
 
 
 def latency_chart(results: dict[str, Any], target: Path) -> Path | None:
@@ -125,8 +119,13 @@ def cpu_chart(results: dict[str, Any], target: Path) -> Path | None:
         bars = ax.bar([label for label, _ in rows], values, 0.55, bottom=bottoms, label=name, color=color)
         ax.bar_label(bars, fmt="%.1f", label_type="center", fontsize=8)
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
-    ax.set_ylabel("CPU ms per flow (lower is better)")
-    ax.set_title("CPU per W1 flow, by process")
+    return _finish_bars(fig, ax, "CPU ms per flow (lower is better)", "CPU per W1 flow, by process", target)
+
+
+def _finish_bars(fig: Any, ax: Any, ylabel: str, title: str, target: Path) -> Path:
+    """Labels, legend and a plain frame for a bar chart, then the PNG file."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()

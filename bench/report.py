@@ -118,7 +118,7 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             row["verdict"] = (f"NOT REACHED: only {w4['waiting']} of {w4['instances']} instances were waiting "
                               f"within the time cap (RSS then {w4['rss_waiting_mib']} MiB)")
         elif goal["key"] == "w4_wait_after_last_start" and value is None and _get(results, "devhost", "w4",
-                                                                                      "waiting") is not None:
+                                                                                      "all_waiting") is False:
             w4 = results["devhost"]["w4"]
             row["met"] = False
             row["verdict"] = f"NOT REACHED: only {w4['waiting']} of {w4['instances']} were waiting within the cap"

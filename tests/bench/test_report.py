@@ -85,3 +85,14 @@ def test_charts_are_drawn_as_png_files(tmp_path: Path) -> None:
     assert set(drawn) == {"w1-throughput", "w1-latency", "w1-cpu-per-flow"}
     for path in drawn.values():
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_w4_goals_say_why_they_were_not_measured() -> None:
+    """A W4 that did not get all 1,000 waiting says so; a quick run's 100 instances are not judged."""
+    data = results()
+    data["devhost"]["w4"].update(all_waiting=False, waiting=700)
+    goals = {g["key"]: g for g in report.evaluate_goals(data)}
+    assert goals["w4_wait_after_last_start"]["verdict"].startswith("NOT REACHED: only 700 of 1000")
+    data["devhost"]["w4"].update(instances=100, all_waiting=True, waiting=100)
+    goals = {g["key"]: g for g in report.evaluate_goals(data)}
+    assert goals["w4_wait_after_last_start"]["verdict"].startswith("not measured (this run started 100")

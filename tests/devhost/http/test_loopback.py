@@ -97,6 +97,10 @@ def test_sdk_session_is_installed_once_and_can_be_turned_off(monkeypatch: pytest
 
     from devhost.worker.invoker import close_durable_client_session
 
+    # Whatever session an earlier test left behind belongs to another loop: this test starts without one.
+    monkeypatch.setattr(http_utils, "_client_session", None)
+    monkeypatch.setattr(http_utils, "_session_lock", asyncio.Lock())
+
     async def check(server: HttpServer, seen: list[dict[str, Any]]) -> None:
         try:
             monkeypatch.setenv(loopback.ENV_VAR, "tcp")

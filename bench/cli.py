@@ -17,12 +17,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import launcher, report, workloads
+from bench import charts, launcher, report, workloads
 from bench.profile_summary import summarize
 from bench.stats import log
 
@@ -46,6 +46,8 @@ class Config:
     w1_time_cap_s: float  # the same for each W1 phase
     w4_time_cap_s: float = 150.0  # W4's stages: reaching "all waiting", confirming, draining
     relaxed_poll_ms: float = 50.0  # a third W1 phase: 32 clients polling this slowly, for throughput
+    w2_chain_steps: int = 10  # W2's short chain: this many activities in a row ...
+    w2_chain_runs: int = 20  # ... started this many times, one after another
 
 
 FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2_fan_out=500, w2_events=200,
@@ -53,7 +55,7 @@ FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2
               w1_time_cap_s=90.0, w4_time_cap_s=150.0)
 QUICK = Config(w1_instances=30, concurrency=32, poll_ms=2.0, w2_sequence=20, w2_fan_out=100, w2_events=50,
                w3_clients=16, w3_seconds=2.0, w4_instances=100, time_cap_s=10.0,
-               w1_time_cap_s=10.0, w4_time_cap_s=20.0)
+               w1_time_cap_s=10.0, w4_time_cap_s=20.0, w2_chain_runs=5)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -68,6 +70,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="run W1's devhost under py-spy and write bench/results/profile-w1.txt "
                              "(figures are then perturbed; docs/benchmarks.md is left alone)")
     parser.add_argument("--no-docs", action="store_true", help="do not regenerate docs/benchmarks.md")
+    parser.add_argument("--flows", type=int, default=None, metavar="N",
+                        help="W1 flows per phase (default 500, 30 with --quick); other sizes stay")
     return parser.parse_args(argv)
 
 
@@ -109,7 +113,8 @@ def machine_info(argv: Sequence[str]) -> dict[str, Any]:
         package = json.loads((launcher.PROJECT_ROOT / "node_modules" / "azurite" / "package.json").read_text())
         azurite_version = package.get("version")
     versions = {d: _version(d) for d in ("aiohttp", "azure-functions", "azure-functions-durable",
-                                         "azure-data-tables", "azure-storage-queue", "dbos", "durabletask")}
+                                         "azure-data-tables", "azure-storage-queue", "dbos", "durabletask", "uvloop",
+                                         "matplotlib")}
     versions["azurite"] = azurite_version or "unknown"
     versions["node"] = _run(["node", "--version"]) or "unknown"
     return {
@@ -161,8 +166,14 @@ class Run:
                     "wall_s": round(wall, 1),
                     **{f"{who}_cores": round(cpu / wall, 2) for who, cpu in
                        zip(("devhost", "azurite", "bench_client"), used, strict=True)},
+                    **{f"{who}_cpu_s": round(cpu, 3) for who, cpu in
+                       zip(("devhost", "azurite", "bench_client"), used, strict=True)},
                 }
             host.stop()
+            with contextlib.suppress(OSError, ValueError):
+                calls = host.storage_calls()
+                if calls is not None:
+                    self.results.setdefault("storage_calls", {})[tag] = calls
             if host.profiler is not None:
                 self.profile_seconds += host.profiler.seconds
                 if host.profiler.output.exists():
@@ -199,6 +210,9 @@ class Run:
         with self.devhost("w2", app_dir=launcher.BENCH_APP) as host:
             log(f"  devhost W2 Sequence100 ({c.w2_sequence} activities) ...")
             out["sequence"] = asyncio.run(workloads.w2_sequence(host.base_url, c.w2_sequence, 0.005, c.time_cap_s))
+            log(f"  devhost W2 {c.w2_chain_runs} chains of {c.w2_chain_steps} activities ...")
+            out["chains"] = asyncio.run(workloads.w2_chains(host.base_url, c.w2_chain_steps, c.w2_chain_runs, 0.002,
+                                                            c.time_cap_s))
             log(f"  devhost W2 FanOutFanIn ({c.w2_fan_out} activities) ...")
             out["fan_out"] = asyncio.run(workloads.w2_fan_out(host.base_url, c.w2_fan_out, 0.005, c.time_cap_s))
             out["events"] = asyncio.run(workloads.w2_events(host.base_url, c.w2_events, 0.005, c.time_cap_s))
@@ -266,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"unknown workloads: {', '.join(sorted(unknown))} (choose from {', '.join(WORKLOADS)})")
         return 2
     config = QUICK if args.quick else FULL
+    if args.flows:
+        config = replace(config, w1_instances=args.flows)
     mode = "quick" if args.quick else "full"
     out = args.out or RESULTS / ("profile-w1.json" if args.profile else f"{'quick' if args.quick else 'latest'}.json")
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop children the same way as on Ctrl-C
@@ -293,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["loadavg_after"] = round(os.getloadavg()[0], 2)
     results: dict[str, Any] = {"meta": meta, "config": asdict(config), **run.results}
     results["ratios"] = report.compute_ratios(results)
+    baseline = RESULTS / "baseline.json"
+    if baseline.exists() and not (args.profile or args.quick or args.flows):  # like for like: full runs only
+        with contextlib.suppress(OSError, ValueError):
+            results["baseline"] = json.loads(baseline.read_text())
     results["goals"] = report.evaluate_goals(results)
     if not results["errors"]:
         del results["errors"]
@@ -311,7 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             + "\n" + profile_summary)
         log(f"Profile summary written to {target}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    if not args.profile:
+        # Beside the results; paths as docs/benchmarks.md links them.
+        drawn = charts.draw_all(results, out.parent, prefix="" if out.name == "latest.json" else f"{out.stem}-")
+        results["charts"] = {name: os.path.relpath(path, DOCS.parent) for name, path in drawn.items()}
+        log(f"Charts written: {', '.join(drawn.values()) or 'none'}")
+    baseline_results = results.pop("baseline", None)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    if baseline_results is not None:
+        results["baseline"] = baseline_results
     log(f"Figures written to {out}")
     if not (args.quick or args.profile or args.only or args.no_docs):
         DOCS.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ class Devhost:
     hub: str
     log_path: Path
     ready_s: float
+    calls_path: Path | None = None  # where devhost writes its storage call counts when it exits
     profiler: Profiler | None = None
     stopped: bool = field(default=False)
 
@@ -59,6 +60,15 @@ class Devhost:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def storage_calls(self) -> dict[str, dict[str, int]] | None:
+        """The storage calls devhost made after start-up, by kind (once it has stopped), or None."""
+        if self.calls_path is None or not self.calls_path.exists():
+            return None
+        data = json.loads(self.calls_path.read_text())
+        startup, total = data.get("startup") or {}, data.get("total") or {}
+        workload = {kind: n - startup.get(kind, 0) for kind, n in sorted(total.items())}
+        return {"startup": startup, "workload": {kind: n for kind, n in workload.items() if n}}
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -138,11 +148,13 @@ def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PRO
     """
     port = free_port()
     hub = new_hub_name(tag)
+    calls_path = workdir / f"storage-calls-{hub}.json"
     env = {
         **os.environ,
         "AzureWebJobsStorage": storage_connection,
         "AzureFunctionsJobHost__extensions__durableTask__hubName": hub,
         "PYTHONUNBUFFERED": "1",
+        "DEVHOST_STORAGE_CALLS_FILE": str(calls_path),  # devhost counts its storage calls by kind
     }
     command = [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(app_dir)]
     log_path = workdir / f"devhost-{hub}.log"
@@ -150,7 +162,7 @@ def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PRO
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    host = Devhost(process, port, hub, log_path, 0.0)
+    host = Devhost(process, port, hub, log_path, 0.0, calls_path)
     try:
         _wait_ready(host, timeout)
         host.ready_s = time.perf_counter() - began

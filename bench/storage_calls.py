@@ -1,9 +1,10 @@
 """CPU per hot storage call (``rest`` / ``table_batch``) against a temporary Azurite.
 
 ``python -m bench.storage_calls [N] [ROUNDS]``: N sequential calls of each kind (default 200), timed with
-``time.process_time()`` around the loop, so the number is this process's CPU (client side), not
-Azurite's. Sequential on purpose: it isolates the per-call cost of the Python side. Rounds alternate
-the SDK-pipeline path and the lean ``storage_http`` path; the medians are printed at the end.
+``time.process_time()`` around the loop, so the number is this process's CPU (client side); Azurite's
+CPU for the same calls is read from its process and printed beside it. Sequential on purpose: it
+isolates the per-call cost of each side. Rounds alternate the SDK-pipeline path and the lean
+``storage_http`` path; the medians are printed at the end.
 """
 
 from __future__ import annotations
@@ -16,14 +17,20 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bench.launcher import cpu_seconds
 from devhost.azurite import start_temporary_azurite
 from devhost.durable.taskhub import rest, table_batch
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
 from devhost.durable.taskhub.table_batch import BatchOperation
 
+# The Azurite process whose CPU each kind of call costs (set by ``__main__``; None: not measured).
+AZURITE_PID: int | None = None
+azurite_ms: dict[str, float] = {}
+
 
 async def _timed(name: str, count: int, call: Callable[[int], Awaitable[Any]], results: dict[str, float]) -> None:
     await call(0)  # warm-up: connection set-up and first-use imports are not per-call costs
+    served_before = cpu_seconds(AZURITE_PID) if AZURITE_PID else 0.0
     start = time.process_time()
     times = os.times()
     wall = time.perf_counter()
@@ -36,8 +43,14 @@ async def _timed(name: str, count: int, call: Callable[[int], Awaitable[Any]], r
     user_ms = (after.user - times.user) * 1000 / count
     sys_ms = (after.system - times.system) * 1000 / count
     results[name] = cpu_ms
+    served = ""
+    if AZURITE_PID:
+        # Azurite's side of the same calls: what each kind costs the emulator's single Node process.
+        azurite_ms[name] = (cpu_seconds(AZURITE_PID) - served_before) * 1000 / count
+        served = f"  Azurite {azurite_ms[name]:7.3f} ms CPU/call"
     print(
-        f"{name:<18} {cpu_ms:7.3f} ms CPU/call (user {user_ms:.3f}, sys {sys_ms:.3f})  {wall_ms:7.3f} ms wall/call",
+        f"{name:<18} {cpu_ms:7.3f} ms CPU/call (user {user_ms:.3f}, sys {sys_ms:.3f})  {wall_ms:7.3f} ms wall/call"
+        + served,
         flush=True,
     )
 
@@ -122,6 +135,7 @@ if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     azurite = start_temporary_azurite()
+    AZURITE_PID = azurite.process.pid
     try:
         asyncio.run(compare(azurite.connection_string, n, rounds))
     finally:

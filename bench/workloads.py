@@ -205,6 +205,30 @@ async def w2_sequence(base: str, n: int, poll: float, time_cap: float) -> dict[s
                 "activities_per_s": round(n / elapsed, 2)}
 
 
+async def w2_chains(base: str, steps: int, runs: int, poll: float, time_cap: float) -> dict[str, Any]:
+    """``runs`` chains of ``steps`` activities (``Sequence100`` with input ``steps``), one after another.
+
+    A short chain measures devhost's per-step path; in the 100-step chain the SDK's replay of the whole
+    history every episode costs more with every step.
+    """
+    async with new_session(8) as session:
+        client = Client(session, base)
+        per_chain: list[float] = []
+        began = time.perf_counter()
+        for _ in range(runs):
+            if time.perf_counter() - began > time_cap:
+                break
+            t0 = time.perf_counter()
+            instance_id = await client.start("Sequence100", steps)
+            await poll_until(client, instance_id, is_completed, poll, limit_s=time_cap)
+            per_chain.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - began
+        done = len(per_chain) * steps
+        return {"steps": steps, "chains": len(per_chain), "finished": len(per_chain) == runs,
+                "elapsed_s": round(elapsed, 3), "activities_per_s": round(done / elapsed, 2),
+                "chain": summary_ms(per_chain)}
+
+
 async def w2_fan_out(base: str, n: int, poll: float, time_cap: float) -> dict[str, Any]:
     async with new_session(8) as session:
         client = Client(session, base)
@@ -328,6 +352,7 @@ async def w4_memory_and_drain(base: str, pid: int, count: int, concurrency: int,
         result["waiting"] = waiting
         result["all_waiting"] = waiting >= count
         result["waiting_after_s"] = round(time.perf_counter() - began + start_wall, 2)  # from the first start
+        result["waiting_after_last_start_s"] = round(time.perf_counter() - began, 2)
         result["rss_waiting_mib"] = mib(memory_kib(pid)["VmRSS"])
         # Confirm all of them, then time until every confirmed one is Completed.
         t0 = time.perf_counter()

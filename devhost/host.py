@@ -17,11 +17,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.config import HostConfig
+from devhost.event_loop import loop_factory
 from devhost.http.access import AccessControl
 from devhost.http.cors import CorsPolicy
+from devhost.http.loopback import install_for_sdk
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.listening import rpc_origin
 from devhost.secrets import host_id
@@ -130,6 +133,10 @@ class Host:
             self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
+            if self.extension is not None:
+                server = self.server
+                install_for_sdk(lambda: server.request_handlers, self.config.port,  # starters' calls skip the socket
+                                rpc_host=urlsplit(self.extension.rpc_origin).hostname)
             # Last: a trigger that fires at once may start an orchestration through the HTTP API.
             assert self.triggers is not None
             await self.triggers.start()
@@ -266,5 +273,6 @@ def run(config: HostConfig, *, hosts: Sequence[str] | None = None,
             loop.add_signal_handler(sig, on_signal)
         await host.serve_forever(on_started)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
     return 0

@@ -55,6 +55,9 @@ def phase_result(timings: list[FlowTiming], wall: float, concurrency: int, error
         "start_to_status": summary_ms([t.start_to_status for t in timings]),
         "event_to_completed": summary_ms([t.event_to_completed for t in timings]),
         "polls_per_flow": _mean_polls(timings),
+        # every flow's latencies (ms), for the distribution charts
+        "samples_ms": {"start_to_status": [round(t.start_to_status * 1000, 2) for t in timings],
+                       "event_to_completed": [round(t.event_to_completed * 1000, 2) for t in timings]},
         "errors": len(errors),
         "first_errors": errors[:3],
         "capped": capped,

@@ -249,6 +249,11 @@ class HttpServer:
             await self.stop()
             raise
 
+    @property
+    def request_handlers(self) -> web.Server | None:
+        """aiohttp's low-level server (a factory of request handlers) once started, for in-process calls."""
+        return self._runner.server if self._runner is not None else None
+
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:

@@ -27,7 +27,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from devhost.durable.history import Event, format_timestamp, utcnow
-from devhost.durable.taskhub import keys, rest, storage_http
+from devhost.durable.taskhub import call_counter, keys, rest, storage_http
 from devhost.durable.taskhub.base import (
     HistoryPage,
     InstanceQuery,
@@ -136,7 +136,7 @@ class AzureStorageTaskHub:
         )
 
     def _transport(self, client: Any) -> Transport:
-        return self._http if self._http is not None else SdkPipeline(client)
+        return call_counter.wrap(self._http if self._http is not None else SdkPipeline(client))
 
     # ---------------------------------------------------------------------------------------- setup
 

@@ -7,6 +7,7 @@ response, so bad input never surfaces as a 500 with a traceback.
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,11 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 JSON_CONTENT_TYPE = "application/json"
 MAX_INSTANCE_ID_LENGTH = 256
+# The Durable extension parses inputs with Newtonsoft.Json, whose readers stop at 64 levels; deeper
+# JSON would be refused there, and Python's own parser gives up with a RecursionError near 1,000.
+MAX_JSON_DEPTH = 64
+# Strings (escapes included) and the brackets outside them: enough to measure nesting without recursion.
+JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 TERMINAL_STATES = frozenset(
     {
@@ -57,11 +63,35 @@ def read_json_body(req: func.HttpRequest) -> Any:
         return None
     try:
         # utf-8-sig: tolerate a BOM, which some Windows tools put in front of JSON files.
-        return json.loads(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise HttpError(400, f"The request body is not UTF-8 text: {error.reason}.") from error
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"The request body nests arrays or objects more than {MAX_JSON_DEPTH} deep.")
+    try:
+        value = json.loads(text)
     except ValueError as error:
         raise HttpError(400, f"The request body is not valid JSON: {error}.") from error
+    try:
+        # A \ud800 escape decodes to a lone surrogate, which no orchestration input can carry (UTF-8).
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise HttpError(400, "The request body holds a lone UTF-16 surrogate (such as \\ud800), "
+                        "which is not valid Unicode text.") from error
+    return value
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON text, measured without recursion."""
+    depth = deepest = 0
+    for match in JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 def read_json_object(req: func.HttpRequest, example: str) -> Mapping[str, Any]:

@@ -16,6 +16,7 @@ from multidict import CIMultiDict
 
 from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
 from devhost.http.routes import RouteTable, decode_path, join_prefix
+from devhost.http.validation import InvalidInput, check_durable_request
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
 from devhost.worker.loader import LoadedFunction
@@ -80,6 +81,12 @@ class Dispatcher:
     async def _durable(self, request: web.Request, tail: str, rpc: bool) -> web.StreamResponse:
         if self.durable is None:
             return web.Response(status=404)
+        from devhost.durable.api import raw_tail  # loaded with the extension, which exists here
+
+        try:
+            await check_durable_request(request, raw_tail(request, tail))
+        except InvalidInput as exc:
+            return exc.response()
         try:
             return await self.durable.handle_api(request, tail, rpc=rpc)
         except web.HTTPException:

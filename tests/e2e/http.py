@@ -32,9 +32,10 @@ class Reply:
 
 
 def call(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-         content_type: str = "application/json", timeout: float = 30.0) -> Reply:
+         content_type: str = "application/json", timeout: float = 30.0,
+         headers: dict[str, str] | None = None) -> Reply:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         request.add_header("Content-Type", content_type)
     try:

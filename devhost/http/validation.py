@@ -156,7 +156,7 @@ async def check_durable_request(request: web.Request, raw_tail: str) -> None:
             raise InvalidInput(f"No orchestration instance can have the id given: {exc.message}",
                                title="Not found", status=404) from None
     takes_json = first == "orchestrators" or (len(segments) == 4 and segments[2].lower() == "raiseevent")
-    if request.method == "POST" and takes_json and request.can_read_body:
+    if request.method == "POST" and takes_json and request.body_exists:
         body = await request.read()
         if body.strip():
             parse_json(body.decode("utf-8-sig", errors="replace"))

@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
+from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.worker.invoker import Worker
@@ -42,6 +43,8 @@ class Host:
         self.worker = Worker(config)
         self.extension: DurableExtension | None = None
         self.azurite: AzuriteProcess | None = None
+        self.azurite_supervisor: AzuriteSupervisor | None = None
+        self.errors: list[str] = []  # why the host is in the Error state
         self.server: HttpServer | None = None
         self.state = "Default"
         self.instance_id = uuid.uuid4().hex
@@ -79,6 +82,9 @@ class Host:
             if self.needs_durable:
                 if self.config.uses_development_storage:
                     self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
+                    if self.azurite is not None:
+                        self.azurite_supervisor = AzuriteSupervisor(self.azurite, on_give_up=self.fail)
+                        self.azurite_supervisor.start()
                 # Imported only when needed: the storage SDKs cost half a second of startup.
                 from devhost.durable.extension import DurableExtension
 
@@ -114,11 +120,19 @@ class Host:
                 await step()
             except Exception:
                 log.exception("Stopping the %s failed", what)
+        if self.azurite_supervisor is not None:
+            await self.azurite_supervisor.stop()
         if self.azurite is not None:
             await asyncio.to_thread(self.azurite.stop)
             self.azurite = None
         self.state = "Stopped"
         log.info("Host stopped.")
+
+    def fail(self, error: str) -> None:
+        """Something the host depends on is gone for good: status says Error, and why."""
+        self.errors.append(error)
+        if self.state == "Running":
+            self.state = "Error"
 
     def request_stop(self) -> None:
         """Ask ``serve_forever`` to stop (signal handlers call this)."""
@@ -149,6 +163,8 @@ class Host:
             "processUptime": round((time.monotonic() - self._started_at) * 1000),
             "functionAppContentEditingState": "Unknown",
         }
+        if self.errors:
+            status["errors"] = list(self.errors)  # HostStatus.Errors, as the Functions host reports them
         bundle = next((v for k, v in self.config.host_json.items() if k.lower() == "extensionbundle"), None)
         if isinstance(bundle, dict):
             status["extensionBundle"] = {"id": bundle.get("id"), "version": bundle.get("version")}

@@ -22,6 +22,7 @@ from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
+from devhost.storage_health import StorageHealth, probe_until_back, queue_endpoint
 from devhost.worker.invoker import Worker
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Host:
         self.azurite: AzuriteProcess | None = None
         self.azurite_supervisor: AzuriteSupervisor | None = None
         self.errors: list[str] = []  # why the host is in the Error state
+        self.storage = StorageHealth()
+        self._storage_probe: asyncio.Task[None] | None = None
         self.server: HttpServer | None = None
         self.state = "Default"
         self.instance_id = uuid.uuid4().hex
@@ -91,7 +94,11 @@ class Host:
                 self.extension = DurableExtension(self.config, self.worker)
                 self.worker.client_binding = self.extension.client_binding_json
                 await self.extension.start()
-            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status)
+            endpoint = queue_endpoint(self.config.storage_connection) if self.extension is not None else None
+            if endpoint is not None:
+                self._storage_probe = asyncio.create_task(probe_until_back(self.storage, endpoint))
+            dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
+                                    storage=self.storage)
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
             self.server = HttpServer(create_app(dispatcher), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
@@ -120,6 +127,9 @@ class Host:
                 await step()
             except Exception:
                 log.exception("Stopping the %s failed", what)
+        if self._storage_probe is not None:
+            self._storage_probe.cancel()
+            await asyncio.gather(self._storage_probe, return_exceptions=True)
         if self.azurite_supervisor is not None:
             await self.azurite_supervisor.stop()
         if self.azurite is not None:
@@ -152,9 +162,10 @@ class Host:
 
     def status(self) -> dict[str, Any]:
         """``GET /admin/host/status``, shaped like the Functions host's HostStatus."""
+        storage_down = self.extension is not None and not self.storage.available
         status: dict[str, Any] = {
             "id": _host_id(),
-            "state": self.state,
+            "state": "Error" if storage_down and self.state == "Running" else self.state,
             "version": HOST_VERSION,
             "versionDetails": _version_details(),
             "platformVersion": "",
@@ -163,8 +174,13 @@ class Host:
             "processUptime": round((time.monotonic() - self._started_at) * 1000),
             "functionAppContentEditingState": "Unknown",
         }
-        if self.errors:
-            status["errors"] = list(self.errors)  # HostStatus.Errors, as the Functions host reports them
+        errors = list(self.errors)
+        if storage_down:
+            errors.append(f"Storage is unreachable: {self.storage.reason}")
+        if errors:
+            status["errors"] = errors  # HostStatus.Errors, as the Functions host reports them
+        if self.extension is not None:
+            status["storage"] = self.storage.describe()
         bundle = next((v for k, v in self.config.host_json.items() if k.lower() == "extensionbundle"), None)
         if isinstance(bundle, dict):
             status["extensionBundle"] = {"id": bundle.get("id"), "version": bundle.get("version")}

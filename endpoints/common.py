@@ -21,6 +21,7 @@ MAX_INSTANCE_ID_LENGTH = 256
 # The Durable extension parses inputs with Newtonsoft.Json, whose readers stop at 64 levels; deeper
 # JSON would be refused there, and Python's own parser gives up with a RecursionError near 1,000.
 MAX_JSON_DEPTH = 64
+RETRY_AFTER_SECONDS = 5
 # Strings (escapes included) and the brackets outside them: enough to measure nesting without recursion.
 JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
@@ -39,20 +40,23 @@ logger = logging.getLogger(__name__)
 class HttpError(Exception):
     """A request that ends in a JSON error response."""
 
-    def __init__(self, status_code: int, message: str, **details: Any) -> None:
+    def __init__(self, status_code: int, message: str, *, headers: Mapping[str, str] | None = None,
+                 **details: Any) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.headers = dict(headers or {})
         self.details = details
 
     def response(self) -> func.HttpResponse:
-        return json_response({"error": self.message, **self.details}, self.status_code)
+        return json_response({"error": self.message, **self.details}, self.status_code, self.headers)
 
 
-def json_response(body: Any, status_code: int = 200) -> func.HttpResponse:
+def json_response(body: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     """Serialise `body` as a JSON response."""
     return func.HttpResponse(
-        body=json.dumps(body), status_code=status_code, mimetype=JSON_CONTENT_TYPE, charset="utf-8"
+        body=json.dumps(body), status_code=status_code, mimetype=JSON_CONTENT_TYPE, charset="utf-8",
+        headers=dict(headers or {}),
     )
 
 
@@ -114,10 +118,22 @@ def route_instance_id(req: func.HttpRequest) -> str:
     return instance_id
 
 
-def backend_error(action: str, error: Exception) -> HttpError:
-    """503 when the backend cannot be reached, 502 when it answered with something unexpected."""
+def backend_unavailable(error: Exception) -> bool:
+    """Whether the backend could not be reached, or answered that its storage is unavailable (503)."""
     if isinstance(error, aiohttp.ClientConnectionError | asyncio.TimeoutError):
-        return HttpError(503, f"The Durable Functions backend is unreachable while trying to {action}.")
+        return True
+    # The client SDK reports statuses only through its exception text, or the error body it was sent.
+    detail = error.args[0] if error.args else None
+    if isinstance(detail, Mapping):
+        return "unavailable" in str(detail.get("Message", "")).lower()
+    return "status code 503" in str(error)
+
+
+def backend_error(action: str, error: Exception) -> HttpError:
+    """503 (with Retry-After) when the backend cannot be reached or its storage is down, else 502."""
+    if backend_unavailable(error):
+        return HttpError(503, f"The Durable Functions backend is unavailable while trying to {action}; "
+                         f"retry in {RETRY_AFTER_SECONDS} seconds.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     logger.warning("Durable client failed to %s: %s", action, error)
     return HttpError(502, f"The Durable Functions backend failed to {action}: {error}")
 

@@ -17,6 +17,7 @@ from multidict import CIMultiDict
 from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
 from devhost.http.routes import RouteTable, decode_path, join_prefix
 from devhost.http.validation import InvalidInput, check_durable_request
+from devhost.storage_health import RETRY_AFTER_SECONDS, StorageHealth
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
 from devhost.worker.loader import LoadedFunction
@@ -55,11 +56,12 @@ class Dispatcher:
     """Routes one request to status, the Durable API, a function, the homepage, or 404."""
 
     def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
-                 status: Callable[[], Mapping[str, Any]]) -> None:
+                 status: Callable[[], Mapping[str, Any]], storage: StorageHealth | None = None) -> None:
         self.worker = worker
         self.routes = routes
         self.durable = durable
         self.status = status
+        self.storage = storage
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = decode_path(request.rel_url.raw_path)
@@ -87,11 +89,15 @@ class Dispatcher:
             await check_durable_request(request, raw_tail(request, tail))
         except InvalidInput as exc:
             return exc.response()
+        if self.storage is not None and not self.storage.available:
+            return storage_unavailable(self.storage)  # at once, instead of each request waiting to fail
         try:
             return await self.durable.handle_api(request, tail, rpc=rpc)
         except web.HTTPException:
             raise
-        except Exception:
+        except Exception as exc:
+            if self.storage is not None and self.storage.failed(exc, f"{request.method} {request.rel_url.path}"):
+                return storage_unavailable(self.storage)
             log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
             return web.Response(status=500)
 
@@ -113,6 +119,14 @@ class Dispatcher:
         except Exception:
             log.exception("Writing the response of 'Functions.%s' failed", fn.name)
             return web.Response(status=500)
+
+
+def storage_unavailable(storage: StorageHealth) -> web.Response:
+    """503 while the task hub's storage cannot be reached, in the extension's error shape."""
+    body = {"Message": "The task hub's storage is unavailable; retry later.",
+            "ExceptionMessage": f"Storage cannot be reached: {storage.reason}",
+            "ExceptionType": "DurableTask.AzureStorage.Storage.DurableTaskStorageException", "StackTrace": None}
+    return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def to_web_response(data: HttpResponseData) -> web.Response:

@@ -74,7 +74,8 @@ def test_unreachable_backend_is_a_json_503(indexed_functions: dict[str, func.Fun
     """A valid start against a backend that is down answers 503 with a JSON error, not a traceback."""
     response, payload = start(indexed_functions, dead_binding, "SetStatusTest", "")
     assert response.status_code == 503
-    assert "unreachable" in payload["error"]
+    assert "unavailable" in payload["error"]
+    assert response.headers["Retry-After"] == "5"
 
 
 @pytest.mark.parametrize(

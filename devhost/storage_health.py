@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import ClientConnectionError
@@ -18,6 +19,8 @@ from aiohttp import ClientConnectionError
 log = logging.getLogger("devhost.storage")
 
 RETRY_AFTER_SECONDS = 5
+# Error codes that show storage lost what devhost wrote (Azurite killed before it saved, a hub deleted).
+LOST_WRITE_CODES = frozenset({"QueueNotFound", "TableNotFound", "ContainerNotFound"})
 
 
 def unreachable_reason(exc: BaseException) -> str | None:
@@ -36,14 +39,75 @@ def unreachable_reason(exc: BaseException) -> str | None:
     return None
 
 
+def lost_write_code(exc: BaseException) -> str | None:
+    """The storage error code in ``exc``'s chain that shows writes were lost, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "code", None) or getattr(current, "error_code", None)
+        if isinstance(code, str) and code in LOST_WRITE_CODES:
+            return code
+        if any(c in str(current) for c in LOST_WRITE_CODES):
+            return next(c for c in LOST_WRITE_CODES if c in str(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class StorageHealth:
-    """The storage account's reachability: an outage is the time between a failed call and the next answer."""
+    """The storage account's reachability: an outage is the time between a failed call and the next answer.
+
+    ``on_recovery`` callbacks run after an outage and whenever storage shows it lost writes: what devhost
+    cached may no longer be what storage holds, so they drop caches and re-create a missing task hub.
+    """
 
     def __init__(self) -> None:
         self.down_since: float | None = None
         self.reason = ""
         self.failed_calls = 0
         self.outages = 0
+        self.recoveries = 0
+        self._callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._recovering: asyncio.Task[None] | None = None
+        self._again = False
+
+    def on_recovery(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._callbacks.append(callback)
+
+    def lost_writes(self, exc: BaseException, what: str = "a storage call") -> bool:
+        """If ``exc`` shows storage lost devhost's writes, start a recovery (then True: no need to log it)."""
+        code = lost_write_code(exc)
+        if code is None:
+            return False
+        if self._recovering is None:
+            log.warning("Storage no longer has what devhost wrote (%s: %s); dropping caches and re-creating "
+                        "the task hub", what, code)
+        self.recover()
+        return True
+
+    def recover(self) -> None:
+        """Run the recovery callbacks once (again after the current run, if one is under way)."""
+        if self._recovering is not None:
+            self._again = True
+            return
+        self._recovering = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        try:
+            while True:
+                self._again = False
+                for callback in self._callbacks:
+                    try:
+                        await callback()
+                    except Exception as exc:
+                        if not self.failed(exc, "recovering the task hub"):
+                            log.warning("Recovering the task hub failed: %s", exc)
+                self.recoveries += 1
+                if not self._again:
+                    return
+                await asyncio.sleep(1.0)  # lost writes keep showing until the recovery is done; batch them
+        finally:
+            self._recovering = None
 
     @property
     def available(self) -> bool:
@@ -71,6 +135,8 @@ class StorageHealth:
         lasted = time.monotonic() - self.down_since
         self.down_since = None
         log.warning("Storage is reachable again after %.1f s (%d calls failed meanwhile)", lasted, self.failed_calls)
+        # Storage may have restarted and lost its last writes: what devhost cached is no longer trusted.
+        self.recover()
 
     def describe(self) -> dict[str, object]:
         """For /admin/host/status."""

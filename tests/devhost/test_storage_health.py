@@ -67,10 +67,12 @@ def test_lost_writes_start_one_recovery() -> None:
         for _ in range(20):
             assert health.lost_writes(wrapped(CodedError("QueueNotFound")))
         assert not health.lost_writes(wrapped(CodedError("InstanceNotFound")))
+        await asyncio.sleep(0.01)  # the recovery is under way now
+        assert health.lost_writes(wrapped(CodedError("TableNotFound")))
         await asyncio.sleep(1.5)
 
     asyncio.run(scenario())
-    assert calls == [1, 1]  # the first, and one more for everything reported while it ran
+    assert calls == [1, 1]  # one for the reports before it began, one more for those while it ran
 
 
 def test_reasons_and_endpoints() -> None:

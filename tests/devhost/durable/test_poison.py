@@ -1,0 +1,39 @@
+"""Poison messages are set aside with their reason and their instance is failed saying why."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+from devhost.durable.client import DurableClient
+from devhost.durable.poison import POISON_DEQUEUE_COUNT, PoisonHandler, is_poison, poison_queue_name
+from devhost.durable.taskhub.memory import MemoryTaskHub
+
+
+def test_poison_message_is_set_aside_and_its_instance_failed() -> None:
+    """After the provider's threshold the message is copied to {hub}-poison and the instance is Failed."""
+    put: list[tuple[str, str]] = []
+
+    async def keep(queue: str, text: str) -> None:
+        put.append((queue, text))
+
+    async def scenario() -> None:
+        hub = MemoryTaskHub("PoisonHub")
+        await hub.create_if_not_exists()
+        instance = await DurableClient(hub).start("Greeter", "poisoned", json.dumps("x"))
+        (received,) = await hub.receive(hub.control_queue_name(instance), 32, 30.0)
+        assert not is_poison([received])
+        poisoned = replace(received, dequeue_count=POISON_DEQUEUE_COUNT)
+        assert is_poison([poisoned])
+        await PoisonHandler(hub, put=keep).set_aside(instance, [poisoned], "ValueError: history cannot be written")
+        row = await hub.get_instance(instance)
+        assert row is not None and row.runtime_status == "Failed"
+        assert "set aside a message" in (row.output or "") and "history cannot be written" in (row.output or "")
+
+    asyncio.run(scenario())
+    ((queue, text),) = put
+    assert queue == poison_queue_name("PoisonHub") == "poisonhub-poison"
+    record = json.loads(text)
+    assert record["reason"] == "ValueError: history cannot be written"
+    assert record["instanceId"] == "poisoned" and record["dequeueCount"] == POISON_DEQUEUE_COUNT

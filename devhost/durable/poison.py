@@ -93,3 +93,26 @@ class PoisonHandler:
                                                         "CompletedTime": now, "LastUpdatedTime": now})
         except Exception as exc:
             log.error("Instance '%s' could not be failed: %s", instance_id, exc)
+
+
+MAX_QUEUE_TEXT = 60_000  # a queue message holds 64 KiB; the record is cut, never refused
+
+
+def storage_queue_writer(connection_string: str) -> PutText:
+    """A ``put`` that creates the poison queue on first use and writes a (possibly shortened) record to it."""
+    created: set[str] = set()
+
+    async def put(queue: str, text: str) -> None:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue.aio import QueueClient
+
+        async with QueueClient.from_connection_string(connection_string, queue) as client:
+            if queue not in created:
+                try:
+                    await client.create_queue()
+                except ResourceExistsError:
+                    pass
+                created.add(queue)
+            await client.send_message(text if len(text) <= MAX_QUEUE_TEXT else text[:MAX_QUEUE_TEXT])
+
+    return put

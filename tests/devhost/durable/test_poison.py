@@ -37,3 +37,21 @@ def test_poison_message_is_set_aside_and_its_instance_failed() -> None:
     record = json.loads(text)
     assert record["reason"] == "ValueError: history cannot be written"
     assert record["instanceId"] == "poisoned" and record["dequeueCount"] == POISON_DEQUEUE_COUNT
+
+
+def test_storage_queue_writer_keeps_the_record_where_a_person_finds_it(storage_connection: str) -> None:
+    """The poison queue is created on first use and holds the record as readable JSON text."""
+    from azure.storage.queue import QueueClient
+
+    from devhost.durable.poison import storage_queue_writer
+
+    put = storage_queue_writer(storage_connection)
+
+    async def scenario() -> None:
+        await put("writerhub-poison", json.dumps({"reason": "r1"}))
+        await put("writerhub-poison", "x" * 100_000)
+
+    asyncio.run(scenario())
+    client = QueueClient.from_connection_string(storage_connection, "writerhub-poison")
+    texts = [m.content for m in client.peek_messages(max_messages=2)]
+    assert json.loads(texts[0]) == {"reason": "r1"} and 0 < len(texts[1]) <= 60_000

@@ -75,17 +75,25 @@ def check_text(value: str, what: str) -> None:
 
 def parse_json(text: str, what: str = "The request body", max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON that nests at most ``max_depth`` deep and holds only valid Unicode text."""
+    check_json_carriable(text, what, max_depth)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _json_error(f"{what} is not valid JSON: {exc}") from None
+
+
+def check_json_carriable(text: str, what: str = "The request body", max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse JSON nested past ``max_depth`` or holding a lone surrogate; malformed JSON is left to the caller."""
     if json_depth(text) > max_depth:
         raise _json_error(f"{what} nests arrays or objects more than {max_depth} deep")
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise _json_error(f"{what} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError):
+        return
     # Lone surrogates only exist once \u escapes are decoded, so look at the parsed value.
     if _SURROGATE.search(json.dumps(value, ensure_ascii=False)):
         raise _json_error(f"{what} holds a lone UTF-16 surrogate (such as \\ud800), which is not valid "
                           "Unicode text and cannot be stored")
-    return value
 
 
 def utf16_length(text: str) -> int:
@@ -159,4 +167,5 @@ async def check_durable_request(request: web.Request, raw_tail: str) -> None:
     if request.method == "POST" and takes_json and request.body_exists:
         body = await request.read()
         if body.strip():
-            parse_json(body.decode("utf-8-sig", errors="replace"))
+            # Malformed JSON is the API's to report, after the checks the extension makes first.
+            check_json_carriable(body.decode("utf-8-sig", errors="replace"))

@@ -124,7 +124,7 @@ def check_continuation_token(token: str) -> None:
         value = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError, RecursionError):
         value = None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+    if not isinstance(value, dict) or not all(isinstance(v, str | None) for v in value.values()):
         raise InvalidInput(f"The {CONTINUATION_HEADER} header is not a continuation token this API returned; "
                            "send back the value of the previous response's header unchanged.")
 

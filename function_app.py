@@ -10,7 +10,7 @@ import azure.functions as func
 
 from activities import calculate_discount, perform_action, refine_recommendation
 from endpoints import instances, recommendations, reservations, starter
-from orchestrators import city_recommender, reserve_ticket, set_status_test
+from orchestrators import city_recommender, reserve_ticket, set_status_progress
 from ui import bp as ui_bp
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -18,7 +18,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 for module in (
     city_recommender,
     reserve_ticket,
-    set_status_test,
+    set_status_progress,
     calculate_discount,
     refine_recommendation,
     perform_action,

@@ -43,16 +43,13 @@ async def _timed(name: str, count: int, call: Callable[[int], Awaitable[Any]], r
 
 
 async def main(connection: str, count: int, lean: bool = True) -> dict[str, float]:
-    hub = AzureStorageTaskHub(connection, "benchcalls", 1)
-    if not lean:
-        # The SDK-pipeline path (what SAS/token credentials use, and what every hot call used before).
-        for client in [hub._history, hub._instances, *hub._queue_clients.values()]:
-            vars(client).pop("_devhost_storage_http", None)
+    # lean False: the SDK-pipeline path (what SAS/token credentials use, and what every hot call used before).
+    hub = AzureStorageTaskHub(connection, "benchcalls", 1, lean_http=lean)
     await hub.create_if_not_exists()
     results: dict[str, float] = {}
     try:
-        queue = hub._queue_clients[hub.work_item_queue_name]
-        base = hub._table_base_url
+        queue = hub.queues.endpoints[hub.work_item_queue_name]
+        instances, history = hub.instances.table, hub.history.table
         text = '{"TaskMessage":{"x":' + "1" * 300 + "}}"
         items: list[rest.QueueItem] = []
 
@@ -69,28 +66,27 @@ async def main(connection: str, count: int, lean: bool = True) -> dict[str, floa
         row = {"PartitionKey": "bench", "RowKey": "", "Name": "x" * 50, "RuntimeStatus": "Running", "N": 5}
 
         async def upsert(_: int) -> None:
-            await rest.upsert_entity(hub._instances, base, row, replace=True)
+            await rest.upsert_entity(instances, row, replace=True)
 
         async def merge(_: int) -> None:
-            await rest.upsert_entity(hub._instances, base, {**row, "N": 6}, replace=False)
+            await rest.upsert_entity(instances, {**row, "N": 6}, replace=False)
 
         async def point_read(_: int) -> None:
-            await rest.get_entity(hub._instances, base, "bench", "")
+            await rest.get_entity(instances, "bench", "")
 
         async def batch(i: int) -> None:
             rows = [
                 {"PartitionKey": "bench", "RowKey": f"{i:08d}-{j}", "EventType": "TaskScheduled", "Input": "y" * 200}
                 for j in range(4)
             ]
-            await table_batch.submit(hub._history, base, [BatchOperation("upsert_replace", r) for r in rows])
+            await table_batch.submit(history, [BatchOperation("upsert_replace", r) for r in rows])
 
         async def query(_: int) -> None:
-            rows = await rest.query_partition(hub._history, base, "q")
+            rows = await rest.query_partition(history, "q")
             assert len(rows) == 10
 
         await table_batch.submit(
-            hub._history,
-            base,
+            history,
             [BatchOperation("upsert_replace", {"PartitionKey": "q", "RowKey": f"{j:04d}", "V": "z" * 100})
              for j in range(10)],
         )

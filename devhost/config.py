@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.durable.taskhub import keys
 from devhost.errors import ConfigError
 
 HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
 DEFAULT_HUB_NAME = "TestHubName"  # what the extension uses locally when hubName is not set
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
-_HUB_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,49}$")
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,7 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
     m = re.fullmatch(r"%([^%]+)%", hub)
     if m:
         hub = environ.get(m.group(1), "")
-    if not _HUB_NAME_RE.match(hub):
+    if not keys.is_valid_hub_name(hub):
         raise ConfigError(
             f"task hub name {hub!r} is invalid: it must start with a letter, hold only letters and digits, "
             "and be 3 to 50 characters long"
@@ -214,8 +214,10 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
         return default if value is None else parse_timespan(value)
 
     partitions = _as_int(_get_ci(provider, "partitionCount"), defaults.partition_count, "partitionCount")
-    if not 1 <= partitions <= 16:
-        raise ConfigError(f"host.json: partitionCount must be between 1 and 16, got {partitions}")
+    if not keys.is_valid_partition_count(partitions):
+        raise ConfigError(
+            f"host.json: partitionCount must be between 1 and {keys.MAX_PARTITION_COUNT}, got {partitions}"
+        )
     return DurableSettings(
         hub_name=hub,
         partition_count=partitions,

@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from endpoints.common import HttpError, fetch_status, json_response, route_instance_id
-from orchestrators.status import iso_utc
+from orchestrators.timestamps import iso_utc
 
 bp = df.Blueprint()
 

@@ -21,7 +21,7 @@ import azure.durable_functions as df
 
 from orchestrators.events import USER_SELECTION, normalize_event_data, read_selected_city
 from orchestrators.inputs import InputError, parse_city_recommender_input, read_input
-from orchestrators.status import iso_utc
+from orchestrators.timestamps import iso_utc
 
 bp = df.Blueprint()
 

@@ -14,7 +14,7 @@ import azure.durable_functions as df
 
 from orchestrators.events import BOOKING_CONFIRMED, Confirmation, read_confirmation
 from orchestrators.inputs import InputError, parse_reserve_ticket_input, read_input
-from orchestrators.status import iso_utc
+from orchestrators.timestamps import iso_utc
 
 bp = df.Blueprint()
 

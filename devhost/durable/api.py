@@ -8,25 +8,29 @@ active instance answers 412.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote_plus
 
 from aiohttp import web
 
-from devhost.durable.binding import DEFAULT_CONNECTION, management_urls
 from devhost.durable.client import DurableClient, InstanceExists
-from devhost.durable.history import ACTIVE_STATUSES, TERMINAL_STATUSES, OrchestrationStatus, parse_timestamp, utcnow
-from devhost.durable.status import history_events, parse_token, status_object
+from devhost.durable.client_binding import DEFAULT_CONNECTION, management_urls
+from devhost.durable.history import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    OrchestrationStatus,
+    parse_timestamp,
+    parse_token,
+    utcnow,
+)
+from devhost.durable.hub_clients import HubClients
+from devhost.durable.status import history_events, status_object
 from devhost.durable.taskhub.base import InstanceQuery, InstanceRow
-
-if TYPE_CHECKING:
-    from devhost.durable.extension import DurableExtension
 
 JSON_TYPE = "application/json; charset=utf-8"
 CONTINUATION_HEADER = "x-ms-continuation-token"
@@ -59,18 +63,6 @@ def server_error(exception_message: str) -> web.Response:
                  "System.InvalidOperationException")
 
 
-API_BASES = ("/runtime/webhooks/durabletask", "/durabletask")
-
-
-def raw_tail(request: web.Request, fallback: str) -> str:
-    """The still-encoded path after the API base, so that it is decoded exactly once (as the extension does)."""
-    raw = request.rel_url.raw_path
-    for base in API_BASES:
-        if raw.lower().startswith(base + "/") or raw.lower() == base:
-            return raw[len(base):].strip("/")
-    return fallback.strip("/")
-
-
 def query_values(request: web.Request) -> dict[str, str]:
     """Query values by lower-cased name; repeated names joined with commas, as NameValueCollection does."""
     values: dict[str, str] = {}
@@ -83,14 +75,14 @@ def query_values(request: web.Request) -> dict[str, str]:
 class Call:
     """One API request: decoded path segments and case-insensitive query values."""
 
-    def __init__(self, request: web.Request, segments: list[str], client: DurableClient, hub_name: str,
+    def __init__(self, request: web.Request, segments: list[str], query: dict[str, str], client: DurableClient,
                  connection: str) -> None:
         self.request = request
         self.segments = segments
+        self.query = query
         self.client = client
-        self.hub_name = hub_name
+        self.hub_name = client.hub.name
         self.connection = connection
-        self.query = query_values(request)
 
     def text(self, name: str) -> str | None:
         return self.query.get(name.lower())
@@ -118,16 +110,16 @@ class Call:
         except ValueError:
             return None
 
-    def statuses(self) -> list[str]:
-        names: list[str] = []
+    def statuses(self) -> list[OrchestrationStatus]:
+        statuses: list[OrchestrationStatus] = []
         for part in (self.text("runtimeStatus") or "").split(","):
             part = part.strip()
             if part in OrchestrationStatus.__members__:
-                names.append(part)  # enum names are case-sensitive, as Enum.TryParse is here
+                statuses.append(OrchestrationStatus[part])  # names are case-sensitive, as Enum.TryParse is here
             elif part.lstrip("-").isdigit():
                 with contextlib.suppress(ValueError):
-                    names.append(OrchestrationStatus(int(part)).name)
-        return names
+                    statuses.append(OrchestrationStatus(int(part)))
+        return statuses
 
     def check_status_links(self, instance_id: str) -> dict[str, str]:
         """The API's own check-status response: 8 fields, links on the request's host, no rewind link."""
@@ -138,21 +130,24 @@ class Call:
 
 
 class DurableApi:
-    def __init__(self, extension: DurableExtension) -> None:
-        self.extension = extension
+    """Routes API requests to the client of the task hub they name (the app's by default)."""
 
-    async def handle(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse:
+    def __init__(self, clients: HubClients) -> None:
+        self.clients = clients
+
+    async def handle(self, request: web.Request, tail: str, *, rpc: bool) -> web.StreamResponse:
+        """Serve one request; ``tail`` is the still-encoded path after the API base (decoded here, once)."""
         if not rpc and request.method not in ("GET", "POST", "DELETE"):
             return empty(405)  # the host's webhook route takes these three methods only
-        segments = [unquote_plus(s) for s in raw_tail(request, path).split("/") if s]
+        segments = [unquote_plus(s) for s in tail.split("/") if s]
         query = query_values(request)
-        hub_name = query.get("taskhub", "").strip() or self.extension.hub_name
+        hub_name = query.get("taskhub", "").strip() or self.clients.app_hub_name
         connection = query.get("connection") or DEFAULT_CONNECTION
         try:
-            client = await self.extension.client_for(hub_name)
+            client = self.clients.client_for(hub_name)
         except ValueError as exc:
             return error(400, "One or more of the arguments submitted is incorrect", str(exc))
-        call = Call(request, segments, client, client.hub.name, connection)
+        call = Call(request, segments, query, client, connection)
         try:
             return await self.route(call)
         except InstanceExists as exc:
@@ -219,34 +214,13 @@ class DurableApi:
             if interval > timeout:
                 return error(400, "One or more of the arguments submitted is incorrect",
                              "pollingInterval must not be greater than timeout")
-            row = await self.wait_for_terminal(call.client, instance_id, timeout)
+            row = await call.client.wait_for_terminal(instance_id, timeout)
             if row is not None:
-                if row.runtime_status == "Completed":
+                if row.runtime_status == OrchestrationStatus.Completed:
                     return json_response(parse_token(row.output), 200)
                 return self.status_response(call, row, None)
         links = call.check_status_links(instance_id)
         return json_response(links, 202, {"Location": links["statusQueryGetUri"], "Retry-After": "10"})
-
-    async def wait_for_terminal(self, client: DurableClient, instance_id: str,
-                                wait_seconds: float) -> InstanceRow | None:
-        changed = asyncio.Event()
-        unsubscribe = self.extension.on_instance_change(instance_id, changed.set)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        try:
-            while True:
-                changed.clear()
-                row = await client.get(instance_id)
-                if row is not None and row.runtime_status in TERMINAL_STATUSES:
-                    return row
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return None
-                # Another process may complete it too, so look again at least once a second.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
-        finally:
-            unsubscribe()
 
     # -- status --------------------------------------------------------------------------------
     def status_response(self, call: Call, row: InstanceRow, history: list[dict[str, Any]] | None) -> web.Response:
@@ -254,7 +228,7 @@ class DurableApi:
         status = row.runtime_status
         if status in ACTIVE_STATUSES:
             return json_response(body, 202, {"Location": str(call.request.url), "Retry-After": "5"})
-        if status == "Failed" and call.flag("returnInternalServerErrorOnFailure", False):
+        if status == OrchestrationStatus.Failed and call.flag("returnInternalServerErrorOnFailure", False):
             return json_response(body, 500)
         if status in TERMINAL_STATUSES:
             return json_response(body, 200)
@@ -266,7 +240,7 @@ class DurableApi:
         if row is None:
             return empty(404)
         history = None
-        if call.flag("showHistory", False) and row.runtime_status != "Pending":
+        if call.flag("showHistory", False) and row.runtime_status != OrchestrationStatus.Pending:
             events = await call.client.history(instance_id)
             history = history_events(events, show_input=show_input,
                                      show_output=call.flag("showHistoryOutput", False))
@@ -293,9 +267,8 @@ class DurableApi:
         if row.runtime_status not in TERMINAL_STATUSES:
             return json_response(
                 "Only orchestrations in a terminal state can be purged, but the orchestration with instance ID "
-                f"{instance_id} has status {row.runtime_status}", 412)
+                f"{instance_id} has status {row.runtime_status.name}", 412)
         deleted = await call.client.purge(instance_id)
-        self.extension.forget(instance_id)
         return json_response({"instancesDeleted": 1 if deleted else 0}, 200)
 
     async def purge_by_filter(self, call: Call) -> web.StreamResponse:
@@ -310,7 +283,6 @@ class DurableApi:
             for row in rows:
                 if await call.client.purge(row.instance_id):
                     deleted += 1
-                    self.extension.forget(row.instance_id)
             if not token:
                 break
             query.continuation = token
@@ -353,7 +325,7 @@ class DurableApi:
         row = await self._active_row(call, instance_id)
         if isinstance(row, web.Response):
             return row
-        if row.runtime_status == "Suspended":
+        if row.runtime_status == OrchestrationStatus.Suspended:
             return server_error(f"Cannot suspend orchestration instance {instance_id}: it is already suspended.")
         await call.client.suspend(row, call.text("reason"))
         return empty(202)
@@ -362,9 +334,9 @@ class DurableApi:
         row = await self._active_row(call, instance_id)
         if isinstance(row, web.Response):
             return row
-        if row.runtime_status != "Suspended":
+        if row.runtime_status != OrchestrationStatus.Suspended:
             return server_error(f"Cannot resume orchestration instance {instance_id}: it is not suspended "
-                                f"(status {row.runtime_status}).")
+                                f"(status {row.runtime_status.name}).")
         await call.client.resume(row, call.text("reason"))
         return empty(202)
 
@@ -372,12 +344,11 @@ class DurableApi:
         row = await call.client.get(instance_id, fetch_input=False)
         if row is None:
             return json_response(f'No orchestration with instance ID "${instance_id}" found.', 404)
-        if row.runtime_status != "Failed":
+        if row.runtime_status != OrchestrationStatus.Failed:
             return json_response(
-                f'This orchestration has status {row.runtime_status}, but only orchestrations in the "Failed" '
+                f'This orchestration has status {row.runtime_status.name}, but only orchestrations in the "Failed" '
                 "state can be rewound.", 412)
         await call.client.rewind(row, call.text("reason"))
-        self.extension.forget(instance_id)
         return empty(202)
 
     async def restart(self, call: Call, instance_id: str) -> web.StreamResponse:
@@ -390,6 +361,6 @@ class DurableApi:
             started = await call.client.start(row.name, new_id, row.input)
         except InstanceExists:
             return error(409, "A non-terminal instance with this instance ID already exists.",
-                         f"An Orchestration instance with the status {row.runtime_status} already exists.",
+                         f"An Orchestration instance with the status {row.runtime_status.name} already exists.",
                          "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException")
         return await self.check_status_or_wait(call, started)

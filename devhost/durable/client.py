@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace as replace_fields
 from datetime import datetime
 from typing import Protocol
 
-from devhost.durable.history import ACTIVE_STATUSES, Event, EventType, execution_started, new_event, utcnow
-from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, ReceivedMessage, TaskHub
+from devhost.durable.history import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Event,
+    EventType,
+    OrchestrationStatus,
+    execution_started,
+    new_event,
+    utcnow,
+)
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
 from devhost.errors import DevhostError
 
 REWOUND_FAILURES = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed}
@@ -20,17 +30,19 @@ REWOUND_SCHEDULES = {EventType.TaskScheduled, EventType.SubOrchestrationInstance
 class InstanceExists(DevhostError):
     """An active instance already uses the id (the extension's OrchestrationAlreadyExistsException)."""
 
-    def __init__(self, status: str) -> None:
-        super().__init__(f"An Orchestration instance with the status {status} already exists.")
+    def __init__(self, status: OrchestrationStatus) -> None:
+        super().__init__(f"An Orchestration instance with the status {status.name} already exists.")
         self.status = status
 
 
 class Dispatch(Protocol):
     """The engine's side of sending: messages it will consume are handed over in memory."""
 
-    def post(self, messages: Sequence[OutboundMessage]) -> list[ReceivedMessage]: ...
+    async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
     def seed_new(self, instance_id: str) -> None: ...
     def expect_row(self, instance_id: str) -> asyncio.Future[None]: ...
+    def forget(self, instance_id: str) -> None: ...
+    def on_instance_change(self, instance_id: str, callback: Callable[[], None]) -> Callable[[], None]: ...
 
 
 class DurableClient:
@@ -42,11 +54,7 @@ class DurableClient:
 
     async def _post(self, messages: Sequence[OutboundMessage]) -> None:
         """Send; the engine here may start on the messages before they are stored, the caller may not."""
-        if self.engine is None:
-            await self.hub.send(messages)
-            return
-        written = [m.written for m in self.engine.post(messages) if m.written is not None]
-        await asyncio.gather(*written)
+        await (self.engine or self.hub).send(messages)
 
     async def start(self, name: str, instance_id: str | None, input_text: str | None, *,
                     scheduled_start: datetime | None = None, allow_override_active: bool = False) -> str:
@@ -66,7 +74,7 @@ class DurableClient:
         message = OutboundMessage(event=event, instance_id=instance_id, execution_id=execution_id,
                                   visible_at=scheduled_start, sender={"InstanceId": "", "ExecutionId": ""})
         row = InstanceRow(
-            instance_id=instance_id, name=name, execution_id=execution_id, runtime_status="Pending",
+            instance_id=instance_id, name=name, execution_id=execution_id, runtime_status=OrchestrationStatus.Pending,
             input=input_text, custom_status="null", created_time=now, last_updated_time=now,
             scheduled_start_time=scheduled_start, generation=generation, version="",
         )
@@ -122,9 +130,16 @@ class DurableClient:
             events.append(event)
         await self.hub.append_history(row.instance_id, page.execution_id or row.execution_id, 0, events, page.etag)
         now = utcnow()
-        await self.hub.write_instance(replace_fields(row, runtime_status="Running", output=None, completed_time=None,
-                                                     last_updated_time=now), replace=True)
+        running = replace_fields(row, runtime_status=OrchestrationStatus.Running, output=None, completed_time=None,
+                                 last_updated_time=now)
+        await self.hub.write_instance(running, replace=True)
         await self._send(row, new_event(EventType.GenericEvent, Data=reason))
+        self._forget(row.instance_id)
+
+    def _forget(self, instance_id: str) -> None:
+        """History this process remembers of ``instance_id`` is stale: the next episode reads storage."""
+        if self.engine is not None:
+            self.engine.forget(instance_id)
 
     async def get(self, instance_id: str, *, fetch_input: bool = True) -> InstanceRow | None:
         return await self.hub.get_instance(instance_id, fetch_input=fetch_input)
@@ -136,4 +151,27 @@ class DurableClient:
         return await self.hub.query_instances(query)
 
     async def purge(self, instance_id: str) -> bool:
-        return await self.hub.purge_instance(instance_id)
+        deleted = await self.hub.purge_instance(instance_id)
+        self._forget(instance_id)
+        return deleted
+
+    async def wait_for_terminal(self, instance_id: str, wait_seconds: float) -> InstanceRow | None:
+        """The instance's row once it is terminal, or None after ``wait_seconds``."""
+        changed = asyncio.Event()
+        unsubscribe = self.engine.on_instance_change(instance_id, changed.set) if self.engine else lambda: None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        try:
+            while True:
+                changed.clear()
+                row = await self.get(instance_id)
+                if row is not None and row.runtime_status in TERMINAL_STATUSES:
+                    return row
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                # Another process may complete it too, so look again at least once a second.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(remaining, 1.0))
+        finally:
+            unsubscribe()

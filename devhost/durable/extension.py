@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from devhost.config import HostConfig
 from devhost.durable.api import DurableApi
-from devhost.durable.binding import client_binding_json
 from devhost.durable.client import DurableClient
+from devhost.durable.client_binding import client_binding_json
 from devhost.durable.engine import Engine
+from devhost.durable.hub_clients import HubClients
 from devhost.durable.taskhub.base import TaskHub
 from devhost.durable.taskhub.row_cache import RowCachingTaskHub
 
@@ -33,8 +33,8 @@ class DurableExtension:
         self.hub: TaskHub = RowCachingTaskHub(hub or self._storage_hub(self.hub_name))
         self.engine = Engine(self.hub, worker, config.durable)
         self.client = DurableClient(self.hub, self.engine)
-        self.other_clients: dict[str, DurableClient] = {}
-        self.api = DurableApi(self)
+        self.clients = HubClients(self.client, self._storage_hub)
+        self.api = DurableApi(self.clients)
 
     def _storage_hub(self, hub_name: str) -> TaskHub:
         from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
@@ -50,24 +50,8 @@ class DurableExtension:
     async def stop(self) -> None:
         """Stop taking work; what is in flight finishes or returns to its queue."""
         await self.engine.stop()
-        for client in self.other_clients.values():
-            await client.hub.close()
+        await self.clients.close_others()
         await self.hub.close()
-
-    async def client_for(self, hub_name: str) -> DurableClient:
-        """The client of ``hub_name``; a hub other than the app's is only managed, never run, here."""
-        if hub_name.lower() == self.hub_name.lower():
-            return self.client
-        key = hub_name.lower()
-        if key not in self.other_clients:
-            self.other_clients[key] = DurableClient(self._storage_hub(hub_name))
-        return self.other_clients[key]
-
-    def forget(self, instance_id: str) -> None:
-        self.engine.runner.forget(instance_id)
-
-    def on_instance_change(self, instance_id: str, callback: Callable[[], None]) -> Callable[[], None]:
-        return self.engine.on_instance_change(instance_id, callback)
 
     def client_binding_json(self, task_hub: str | None, connection_name: str | None) -> str:
         port = self.config.port
@@ -78,6 +62,6 @@ class DurableExtension:
             connection_name=connection_name,
         )
 
-    async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse:
-        """Serve the Durable HTTP API; ``path`` is what follows the base path."""
-        return await self.api.handle(request, path, rpc=rpc)
+    async def handle_api(self, request: web.Request, tail: str, *, rpc: bool) -> web.StreamResponse:
+        """Serve the Durable HTTP API; ``tail`` is the still-encoded path after the API base."""
+        return await self.api.handle(request, tail, rpc=rpc)

@@ -7,6 +7,7 @@ engine hands them to the SDK unchanged.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
@@ -40,7 +41,10 @@ class EventType(IntEnum):
 
 
 class OrchestrationStatus(IntEnum):
-    """DTFx ``OrchestrationStatus``; the Instances table stores the names."""
+    """DTFx ``OrchestrationStatus``: an instance's runtime status everywhere in devhost.
+
+    History events hold the numbers; the Instances table and the HTTP API show the names.
+    """
 
     Running = 0
     Completed = 1
@@ -52,8 +56,14 @@ class OrchestrationStatus(IntEnum):
     Suspended = 7
 
 
-ACTIVE_STATUSES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+ACTIVE_STATUSES = frozenset({
+    OrchestrationStatus.Pending, OrchestrationStatus.Running, OrchestrationStatus.ContinuedAsNew,
+    OrchestrationStatus.Suspended,
+})
+TERMINAL_STATUSES = frozenset({
+    OrchestrationStatus.Completed, OrchestrationStatus.Failed, OrchestrationStatus.Terminated,
+    OrchestrationStatus.Canceled,
+})
 
 # The .NET class behind each event type, used for ``$type`` in queue envelopes.
 DOTNET_TYPE = {
@@ -88,6 +98,18 @@ COMPLEX_MEMBERS = frozenset(
 )
 # Members that hold enum values: ints in JSON, names in tables.
 ENUM_MEMBERS = {"OrchestrationStatus": OrchestrationStatus}
+
+
+def parse_token(text: str | None) -> Any:
+    """``ParseToJToken``: JSON text becomes its value; text that is not JSON stays a string."""
+    if text is None:
+        return None
+    if not text.strip():
+        return ""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def utcnow() -> datetime:

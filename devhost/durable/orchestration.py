@@ -13,7 +13,7 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from devhost.durable.history import (
     format_timestamp,
     new_event,
     parse_timestamp,
+    parse_token,
     utcnow,
 )
 from devhost.durable.replay import (
@@ -39,7 +40,7 @@ from devhost.durable.replay import (
     replay,
     reply_from_failure,
 )
-from devhost.durable.taskhub.base import HistoryPage, OutboundMessage, ReceivedMessage, TaskHub
+from devhost.durable.taskhub.base import HistoryPage, InstanceUpdate, OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import FunctionInvocationError
 
 log = logging.getLogger("devhost.durable")
@@ -105,32 +106,21 @@ def is_suspended(events: Sequence[Event]) -> bool:
     return state
 
 
-def _input_token(input_text: str | None) -> Any:
-    """``ExecutionStarted.Input`` as the JToken the extension puts in the payload."""
-    if input_text is None:
-        return None
-    try:
-        return json.loads(input_text)
-    except json.JSONDecodeError:
-        return input_text
-
-
 class EpisodeRunner:
     """Runs episodes for instances; callers guarantee one episode per instance at a time."""
 
     def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
                  *, store_inputs: bool = False, keep_history: bool = True,
-                 post: Callable[[Sequence[OutboundMessage]], list[ReceivedMessage]] | None = None,
+                 send: Callable[[Sequence[OutboundMessage]], Awaitable[None]] | None = None,
                  finished: Callable[[str], None] = lambda _: None) -> None:
         self.hub = hub
         self.worker = worker
         self.catalog = catalog
         self.store_inputs = store_inputs
         self.keep_history = keep_history
-        # ``post`` writes messages and hands those for this process to their consumers at once; the
-        # episode waits for them to be stored before its checkpoint. ``finished`` hears of instances
-        # that ended. Without an engine, messages are plain queue messages.
-        self.post = post
+        # ``send`` returns once the queues hold the messages (the engine's hands those for this process
+        # to their consumers at once). ``finished`` hears of instances that ended.
+        self.send = send or hub.send
         self.finished = finished
         self.row_writes: dict[str, asyncio.Future[None]] = {}
         # Histories of running instances kept between episodes (extended sessions); least recently used
@@ -203,7 +193,7 @@ class EpisodeRunner:
                 continue
             if execution_id is None:
                 row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
-                if row is not None and row.runtime_status == "Pending" and message.dequeue_count < 50:
+                if row is not None and row.runtime_status == OrchestrationStatus.Pending and message.dequeue_count < 50:
                     result.deferred.append(message)  # its ExecutionStarted has not been taken yet
                 else:
                     log.warning("Discarding %s for unknown instance '%s'", EventType(kind).name, instance_id)
@@ -298,7 +288,7 @@ class EpisodeRunner:
                           None)
         row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
         if completion is not None and row is not None and row.execution_id == history.execution_id and (
-                row.runtime_status == OrchestrationStatus(completion["OrchestrationStatus"]).name):
+                row.runtime_status == OrchestrationStatus(completion["OrchestrationStatus"])):
             return
         last = parse_timestamp(history.events[-1]["Timestamp"])
         episode = Episode(self, instance_id, history.execution_id, started, history.events, [], last)
@@ -307,7 +297,7 @@ class EpisodeRunner:
             result = await episode._replay(history.events, [], history.events)
             episode.custom_status, episode.custom_status_known = result.custom_status, True
         log.warning("Repairing the Instances row of '%s' from its history", instance_id)
-        await self.hub.merge_instance(instance_id, episode.instance_columns(history.events))
+        await self.hub.update_instance(instance_id, episode.instance_update(history.events))
 
 
 class Episode:
@@ -349,7 +339,7 @@ class Episode:
         if terminated is not None:
             next_id = sum(1 for e in self.past if e["EventType"] in {
                 EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated})
-            self._complete(Completion(next_id, "Terminated", terminated.get("Input")))
+            self._complete(Completion(next_id, OrchestrationStatus.Terminated, terminated.get("Input")))
         elif not is_suspended(self.all_events):  # while suspended, events are only recorded
             payload_history = [*self.past, opened, *self.new_events]
             self._apply(await self._replay(self.past, [opened, *self.new_events], payload_history))
@@ -364,7 +354,7 @@ class Episode:
             completion, self.next_generation = self.next_generation, None
             count += 1
             if count > MAX_CONTINUE_AS_NEW_PER_EPISODE:
-                self._complete(Completion(0, "Failed", "continue_as_new was called more than "
+                self._complete(Completion(0, OrchestrationStatus.Failed, "continue_as_new was called more than "
                                           f"{MAX_CONTINUE_AS_NEW_PER_EPISODE} times in one episode"))
                 return
             self.outbound = []  # work the old generation asked for would be dropped on arrival anyway
@@ -391,11 +381,11 @@ class Episode:
         try:
             name = catalog.resolve("orchestrator", self.name)
         except Exception as exc:
-            return ReplayResult([], Completion(0, "Failed", str(exc)), None)
+            return ReplayResult([], Completion(0, OrchestrationStatus.Failed, str(exc)), None)
         parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
         payload = {
             "history": payload_history,
-            "input": _input_token(self.started.get("Input")),
+            "input": parse_token(self.started.get("Input")),  # the JToken the extension puts there
             "instanceId": self.instance_id,
             "isReplaying": any(e["EventType"] == EventType.OrchestratorStarted for e in past),
             "parentInstanceId": parent_id,
@@ -411,7 +401,7 @@ class Episode:
             state = reply_from_failure(exc.message)
             if state is None:
                 failure = f"Orchestrator function '{name}' failed: {exc.message}"
-                return ReplayResult([], Completion(0, "Failed", failure), None)
+                return ReplayResult([], Completion(0, OrchestrationStatus.Failed, failure), None)
             reply = state
         return replay(
             name=name, instance_id=self.instance_id, execution_id=self.execution_id, parent_instance_id=parent_id,
@@ -467,18 +457,18 @@ class Episode:
         ))
 
     def _complete(self, completion: Completion) -> None:
-        if completion.status == "ContinuedAsNew":
+        if completion.status == OrchestrationStatus.ContinuedAsNew:
             self.next_generation = completion
             return
         self.final_completion = completion
         self.written.append(new_event(
             EventType.ExecutionCompleted, event_id=completion.id, timestamp=self.now,
-            OrchestrationStatus=int(OrchestrationStatus[completion.status]), Result=completion.result,
+            OrchestrationStatus=int(completion.status), Result=completion.result,
             FailureDetails=None,
         ))
         if self.parent:
             parent_instance = self.parent["OrchestrationInstance"]
-            if completion.status == "Completed":
+            if completion.status == OrchestrationStatus.Completed:
                 reply = new_event(EventType.SubOrchestrationInstanceCompleted, timestamp=self.now,
                                   TaskScheduledId=self.parent["TaskScheduleId"], Result=completion.result)
             else:
@@ -495,47 +485,41 @@ class Episode:
             # Consumers here may start at once (their results queue behind this episode, and after a
             # crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
             # checkpoint itself waits until the queues hold every message (the provider's commit order).
-            if runner.post is not None:
-                written = [m.written for m in runner.post(self.outbound) if m.written is not None]
-                await asyncio.gather(*written)
-            else:
-                await hub.send(self.outbound)
+            await runner.send(self.outbound)
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
         row_write = runner.row_writes.pop(self.instance_id, None)
         if row_write is not None:
             await asyncio.shield(row_write)  # the client's Pending row must not land after this merge
-        await hub.merge_instance(self.instance_id, self.instance_columns(self.written))
+        await hub.update_instance(self.instance_id, self.instance_update(self.written))
         if self.final_completion is not None:
             runner.finished(self.instance_id)
         return new_etag
 
-    def instance_columns(self, events: list[Event]) -> dict[str, Any]:
-        """The columns a checkpoint of ``events`` sets on the Instances row (the provider's UpdateStateAsync)."""
-        columns: dict[str, Any] = {
-            "ExecutionId": self.execution_id,
-            "LastUpdatedTime": parse_timestamp(events[-1]["Timestamp"]),
-            "TaskHubName": self.hub.name,
-        }
+    def instance_update(self, events: list[Event]) -> InstanceUpdate:
+        """What a checkpoint of ``events`` sets on the Instances row (the provider's UpdateStateAsync)."""
+        update = InstanceUpdate(
+            execution_id=self.execution_id, last_updated_time=parse_timestamp(events[-1]["Timestamp"]),
+        )
         if self.custom_status_known:
-            columns["CustomStatus"] = self.custom_status or "null"
+            update.custom_status = self.custom_status or "null"
         for event in events:
             kind = event["EventType"]
             if kind == EventType.ExecutionStarted:
-                columns.update({
-                    "Name": event["Name"], "Version": event.get("Version") or "",
-                    "CreatedTime": parse_timestamp(event["Timestamp"]), "RuntimeStatus": "Running",
-                    "Generation": event.get("Generation", 0), "Input": event.get("Input"),
-                })
+                update.name = event["Name"]
+                update.version = event.get("Version") or ""
+                update.created_time = parse_timestamp(event["Timestamp"])
+                update.runtime_status = OrchestrationStatus.Running
+                update.generation = event.get("Generation", 0)
+                update.input = event.get("Input")
                 if event.get("Tags"):
-                    columns["Tags"] = json.dumps(event["Tags"])
+                    update.tags = json.dumps(event["Tags"])
             elif kind == EventType.ExecutionSuspended:
-                columns.update({"RuntimeStatus": "Suspended", "Output": event.get("Reason")})
+                update.runtime_status, update.output = OrchestrationStatus.Suspended, event.get("Reason")
             elif kind == EventType.ExecutionResumed:
-                columns.update({"RuntimeStatus": "Running", "Output": event.get("Reason")})
+                update.runtime_status, update.output = OrchestrationStatus.Running, event.get("Reason")
             elif kind == EventType.ExecutionCompleted:
-                columns.update({
-                    "RuntimeStatus": OrchestrationStatus(event["OrchestrationStatus"]).name,
-                    "CompletedTime": parse_timestamp(event["Timestamp"]), "Output": event.get("Result"),
-                })
-        return columns
+                update.runtime_status = OrchestrationStatus(event["OrchestrationStatus"])
+                update.completed_time = parse_timestamp(event["Timestamp"])
+                update.output = event.get("Result")
+        return update

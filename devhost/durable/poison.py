@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devhost.durable.history import ACTIVE_STATUSES, EventType, OrchestrationStatus, new_event, utcnow
-from devhost.durable.taskhub.base import ReceivedMessage, TaskHub
+from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage, TaskHub
 
 log = logging.getLogger("devhost.durable")
 
@@ -89,8 +89,8 @@ class PoisonHandler:
         except Exception as exc:  # the history may be what cannot be written; the row still says why
             log.warning("History of instance '%s' could not record the failure: %s", instance_id, exc)
         try:
-            await self.hub.merge_instance(instance_id, {"RuntimeStatus": "Failed", "Output": why,
-                                                        "CompletedTime": now, "LastUpdatedTime": now})
+            await self.hub.update_instance(instance_id, InstanceUpdate(
+                runtime_status=OrchestrationStatus.Failed, output=why, completed_time=now, last_updated_time=now))
         except Exception as exc:
             log.error("Instance '%s' could not be failed: %s", instance_id, exc)
 

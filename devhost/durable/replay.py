@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from devhost.durable.history import Event, EventType, parse_timestamp
+from devhost.durable.history import Event, EventType, OrchestrationStatus, parse_timestamp
 
 # ---------------------------------------------------------------------------------------------
 # Decisions and the episode result
@@ -52,10 +52,10 @@ Decision = ScheduleTask | CreateTimer | CreateSubOrchestration
 
 @dataclass
 class Completion:
-    """How the execution ended in this episode; ``status`` is an OrchestrationStatus name."""
+    """How the execution ended in this episode."""
 
     id: int
-    status: str  # Completed | Failed | Terminated | ContinuedAsNew
+    status: OrchestrationStatus  # Completed | Failed | Terminated | ContinuedAsNew
     result: str | None  # output JSON text, failure reason, terminate reason, or the new input
     carryover_events: list[Event] = field(default_factory=list)
 
@@ -452,22 +452,22 @@ class _Replayer:
             except ReplayFailure as exc:
                 self.failure = f"Orchestrator function '{self.name}' failed: {exc}"
         if self.terminated_seen:
-            completion = Completion(self._next_id(), "Terminated", self.terminated)
+            completion = Completion(self._next_id(), OrchestrationStatus.Terminated, self.terminated)
         elif self.failure is not None:
-            completion = Completion(self._next_id(), "Failed", self.failure)
+            completion = Completion(self._next_id(), OrchestrationStatus.Failed, self.failure)
         elif self.shim is not None and self.shim.done and not self.open_tasks:
             if isinstance(self.shim.error, ReplayFailure):
-                completion = Completion(self._next_id(), "Failed",
+                completion = Completion(self._next_id(), OrchestrationStatus.Failed,
                                         f"Orchestrator function '{self.name}' failed: {self.shim.error}")
             elif self.shim.error is not None:
-                completion = Completion(self._next_id(), "Failed", str(self.shim.error))
+                completion = Completion(self._next_id(), OrchestrationStatus.Failed, str(self.shim.error))
             elif self.reply.get("isDone"):
                 if self.continue_as_new is not None:
-                    completion = Completion(self._next_id(), "ContinuedAsNew", self.continue_as_new,
+                    completion = Completion(self._next_id(), OrchestrationStatus.ContinuedAsNew, self.continue_as_new,
                                             self.carryover)
                 else:
                     output = self.reply.get("output")
-                    completion = Completion(self._next_id(), "Completed",
+                    completion = Completion(self._next_id(), OrchestrationStatus.Completed,
                                             None if output is None else compact_json(output))
         return ReplayResult(decisions, completion, custom_text)
 

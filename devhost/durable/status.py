@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from devhost.durable.history import Event, EventType, OrchestrationStatus, status_timestamp
+from devhost.durable.history import Event, EventType, OrchestrationStatus, parse_token, status_timestamp
 from devhost.durable.taskhub.base import InstanceRow
-
-
-def parse_token(text: str | None) -> Any:
-    """``ParseToJToken``: JSON text becomes its value; text that is not JSON stays a string."""
-    if text is None:
-        return None
-    if not text.strip():
-        return ""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def status_object(row: InstanceRow, *, show_input: bool = True,
@@ -27,7 +14,7 @@ def status_object(row: InstanceRow, *, show_input: bool = True,
     payload: dict[str, Any] = {
         "name": row.name,
         "instanceId": row.instance_id,
-        "runtimeStatus": row.runtime_status,
+        "runtimeStatus": row.runtime_status.name,
         "input": parse_token(row.input) if show_input else None,
         "customStatus": parse_token(row.custom_status),
         "output": parse_token(row.output),

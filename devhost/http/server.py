@@ -36,7 +36,20 @@ HOMEPAGE = (
 
 
 class DurableApi(Protocol):
-    async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse: ...
+    async def handle_api(self, request: web.Request, tail: str, *, rpc: bool) -> web.StreamResponse:
+        """Serve one Durable HTTP API request; ``tail`` is the still-encoded path after the API base."""
+        ...
+
+
+def api_tail(raw_path: str, decoded_path: str, prefix: str) -> str:
+    """The path after the API base, still percent-encoded, so that the API decodes each segment once.
+
+    The extension decodes instance ids and event names from the raw URL; only when the base itself was
+    percent-encoded (and so is not found in the raw path) does the decoded path stand in for it.
+    """
+    if raw_path.lower() == prefix or raw_path.lower().startswith(prefix + "/"):
+        return raw_path[len(prefix):].lstrip("/")
+    return decoded_path[len(prefix):].lstrip("/")
 
 
 def build_route_table(functions: Sequence[LoadedFunction], route_prefix: str) -> RouteTable[LoadedFunction]:
@@ -64,7 +77,8 @@ class Dispatcher:
         self.storage = storage
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = decode_path(request.rel_url.raw_path)
+        raw_path = request.rel_url.raw_path
+        path = decode_path(raw_path)
         lowered = path.lower()
         if lowered == "/admin/host/status" and request.method in ("GET", "HEAD"):
             return web.json_response(dict(self.status()))
@@ -72,7 +86,7 @@ class Dispatcher:
             return web.Response(status=200)
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
-                return await self._durable(request, path[len(prefix):].lstrip("/"), rpc)
+                return await self._durable(request, api_tail(raw_path, path, prefix), rpc)
         match = self.routes.match(request.method, path)
         if match is None:
             if path in ("", "/") and request.method in ("GET", "HEAD"):
@@ -83,10 +97,8 @@ class Dispatcher:
     async def _durable(self, request: web.Request, tail: str, rpc: bool) -> web.StreamResponse:
         if self.durable is None:
             return web.Response(status=404)
-        from devhost.durable.api import raw_tail  # loaded with the extension, which exists here
-
         try:
-            await check_durable_request(request, raw_tail(request, tail))
+            await check_durable_request(request, tail)
         except InvalidInput as exc:
             return exc.response()
         if self.storage is not None and not self.storage.available:

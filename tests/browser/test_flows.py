@@ -23,8 +23,8 @@ from orchestrators.reserve_ticket import (
     EXPIRED_MESSAGE,
 )
 from tests.browser.conftest import save_screenshot
-from tests.e2e.http import call
 from tests.hosts import RunningHost
+from tests.http_client import request
 
 PHONE = {"width": 390, "height": 844}
 STATUS_LINK = re.compile(r"/runtime/webhooks/durabletask/instances/[^/?]+")
@@ -48,7 +48,7 @@ def expect_instance(host: RunningHost, section: Locator, runtime_status: str) ->
 
 def durable_status(host: RunningHost, instance_id: str) -> dict:
     """The instance's status from the built-in API, to check the page against the backend."""
-    reply = call("GET", host.durable(f"instances/{instance_id}"))
+    reply = request("GET", host.durable(f"instances/{instance_id}"))
     assert reply.status in (200, 202), reply.body
     return reply.json
 

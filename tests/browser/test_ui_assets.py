@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.http import call
 from tests.hosts import RunningHost
+from tests.http_client import request
 from ui import ASSETS, STATIC_DIR
 
 
@@ -27,7 +27,7 @@ from ui import ASSETS, STATIC_DIR
 )
 def test_assets_are_served_with_their_content_type(host: RunningHost, path: str, content_type: str) -> None:
     """The page and its two assets answer 200 with the right Content-Type and no-sniff."""
-    reply = call("GET", host.api(path))
+    reply = request("GET", host.api(path))
     assert reply.status == 200, reply.body
     assert reply.header("Content-Type") == content_type
     assert reply.header("X-Content-Type-Options") == "nosniff"
@@ -66,7 +66,7 @@ def test_page_without_trailing_slash_redirects(host: RunningHost, query: str, lo
 )
 def test_unknown_assets_are_a_json_404(host: RunningHost, path: str) -> None:
     """Anything outside the whitelist, traversal attempts included, is a 404 and never a file's content."""
-    reply = call("GET", host.api(path))
+    reply = request("GET", host.api(path))
     assert reply.status == 404, reply.body
     assert b"import " not in reply.body
     if reply.body:

@@ -7,19 +7,16 @@ values and body bytes. Requests never follow redirects and never add headers of 
 
 from __future__ import annotations
 
-import json
 import re
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tests.e2e.http import Reply
 from tests.hosts import RunningHost
+from tests.http_client import NO_BODY as _NO_BODY
+from tests.http_client import Reply, poll, request
 
 STATUS_FIELDS = ["name", "instanceId", "runtimeStatus", "input", "customStatus", "output", "createdTime",
                  "lastUpdatedTime"]
@@ -30,49 +27,10 @@ HISTORY_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 ACTIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
-_NO_BODY = object()
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect())
-
-
-def request(method: str, url: str, body: Any = _NO_BODY, *, raw: bytes | None = None,
-            content_type: str | None = "application/json", headers: dict[str, str] | None = None,
-            timeout: float = 30.0) -> Reply:
-    """One HTTP request; `body` is JSON-encoded, `raw` is sent as is (b"" sends Content-Length: 0)."""
-    data = raw if raw is not None else (None if body is _NO_BODY else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None and content_type is not None:
-        req.add_header("Content-Type", content_type)
-    for name, value in (headers or {}).items():
-        req.add_header(name, value)
-    try:
-        with _OPENER.open(req, timeout=timeout) as response:
-            return Reply(response.status, dict(response.headers.items()), response.read(), url)
-    except urllib.error.HTTPError as err:
-        return Reply(err.code, dict(err.headers.items()), err.read(), url)
 
 
 def new_id(prefix: str = "cf") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
-
-
-def deadline_poll(fetch: Callable[[], Any], until: Callable[[Any], bool], *, timeout: float = 20.0,
-                  interval: float = 0.03, what: str = "condition") -> Any:
-    """Call `fetch` until `until(result)` holds; fail with the last result once `timeout` has passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s; last: {result!r}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -128,7 +86,7 @@ class DurableApi:
             reply = self.status(instance_id, **query)
             return reply.json if reply.status in (200, 202, 500) and reply.body else reply
 
-        return deadline_poll(fetch, lambda s: isinstance(s, dict) and until(s), timeout=timeout,
+        return poll(fetch, lambda s: isinstance(s, dict) and until(s), timeout=timeout,
                              what=f"{what} of {instance_id}")
 
     def wait_status(self, instance_id: str, *statuses: str, timeout: float = 20.0, **query: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from devhost.durable.binding import client_binding_json
+from devhost.durable.client_binding import client_binding_json
 from tests.conformance.support import DurableApi, new_id
 from tests.hosts import RunningHost
 

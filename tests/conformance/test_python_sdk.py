@@ -20,7 +20,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from devhost.durable.binding import client_binding_json
+from devhost.durable.client_binding import client_binding_json
 from tests.conformance.support import CHECK_STATUS_FIELDS, DurableApi, new_id, request
 from tests.hosts import RunningHost
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.http import Reply, call, poll
 from tests.hosts import RunningHost
+from tests.http_client import Reply, poll, request
 
 ACTIVE = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
 
 
 def start(host: RunningHost, name: str, payload: Any) -> dict[str, Any]:
     """Start ``name`` through the app's starter and return its check-status payload."""
-    reply = call("POST", host.api(f"orchestrators/{name}"), payload)
+    reply = request("POST", host.api(f"orchestrators/{name}"), payload)
     assert reply.status == 202, reply.body
     assert reply.header("Location") == reply.json["statusQueryGetUri"]
     return reply.json
 
 
 def status(urls: dict[str, Any]) -> Reply:
-    return call("GET", urls["statusQueryGetUri"])
+    return request("GET", urls["statusQueryGetUri"])
 
 
 def wait_for_status(urls: dict[str, Any], predicate: Any, timeout: float = 20.0) -> dict[str, Any]:

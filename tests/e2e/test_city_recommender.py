@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call
 from tests.hosts import RunningHost
+from tests.http_client import request
 
 EXPECTED = {
     1: (["Tokyo", "Seattle"], ["Spring", "Summer"]),
@@ -24,7 +24,7 @@ def test_recommendations_then_selection(host: RunningHost, choice: int) -> None:
     assert running["customStatus"]["recommendedCities"] == cities
     assert running["customStatus"]["recommendedSeasons"] == seasons
 
-    reply = call("POST", host.api(f"recommendations/{urls['id']}/selection"), {"city": cities[-1]})
+    reply = request("POST", host.api(f"recommendations/{urls['id']}/selection"), {"city": cities[-1]})
     assert reply.status == 202, reply.body
     final = wait_until_finished(urls)
     assert final["runtimeStatus"] == "Completed"
@@ -36,11 +36,11 @@ def test_selection_outside_recommendations_is_refused(host: RunningHost) -> None
     """A city the status does not recommend is refused with 400 and the instance keeps waiting."""
     urls = start(host, "CityRecommender", 2)
     wait_for_custom(urls, "recommendedCities")
-    refused = call("POST", host.api(f"recommendations/{urls['id']}/selection"), {"city": "Tokyo"})
+    refused = request("POST", host.api(f"recommendations/{urls['id']}/selection"), {"city": "Tokyo"})
     assert refused.status == 400
     assert "Tokyo" in refused.json["error"]
-    assert call("GET", urls["statusQueryGetUri"]).json["runtimeStatus"] == "Running"
-    assert call("POST", host.api(f"recommendations/{urls['id']}/selection"), {"city": "Seattle"}).status == 202
+    assert request("GET", urls["statusQueryGetUri"]).json["runtimeStatus"] == "Running"
+    assert request("POST", host.api(f"recommendations/{urls['id']}/selection"), {"city": "Seattle"}).status == 202
     assert wait_until_finished(urls)["output"]["selectedCity"] == "Seattle"
 
 

@@ -14,8 +14,8 @@ from azure.storage.queue import QueueServiceClient
 from devhost.durable.client import DurableClient
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call
 from tests.hosts import launch_host, stop_host
+from tests.http_client import request
 
 # Short leases so that messages the killed process had taken come back quickly.
 SHORT_LEASES = {
@@ -70,7 +70,7 @@ def test_kill_nine_and_restart(storage_connection: str, tmp_path: Path) -> None:
         for urls in tickets:
             wait_for_custom(urls, "discount")
         for urls in tickets[:5]:
-            assert call("POST", first.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True}).status \
+            assert request("POST", first.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True}).status \
                 == 202
     finally:
         stop_host(first, hard=True)

@@ -7,56 +7,56 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.http import call
 from tests.hosts import RunningHost
+from tests.http_client import request
 
 DEEP = ("[" * 2000 + "]" * 2000).encode()
 
 
 def nothing_named(host: RunningHost, prefix: str) -> bool:
     """No instance whose id starts with ``prefix`` exists in the task hub."""
-    reply = call("GET", host.durable(f"instances?instanceIdPrefix={quote(prefix)}"))
+    reply = request("GET", host.durable(f"instances?instanceIdPrefix={quote(prefix)}"))
     return reply.status == 200 and reply.json == []
 
 
 def test_lone_surrogate_input_is_refused_by_the_webhook_and_the_starter(host: RunningHost) -> None:
     """Row 1: a "\\ud800" input gets 400 from the start webhook and the app's starter; nothing starts."""
     instance_id = f"sur-{uuid.uuid4().hex}"
-    reply = call("POST", host.durable(f"orchestrators/SetStatusTest/{instance_id}"), raw=b'"\\ud800"')
+    reply = request("POST", host.durable(f"orchestrators/SetStatusTest/{instance_id}"), raw=b'"\\ud800"')
     assert reply.status == 400, reply
     assert "surrogate" in reply.json["ExceptionMessage"] and reply.json["StackTrace"] is None
-    starter = call("POST", host.api("orchestrators/ReserveTicket"), raw=b'"\\ud800"')
+    starter = request("POST", host.api("orchestrators/ReserveTicket"), raw=b'"\\ud800"')
     assert starter.status == 400 and "surrogate" in starter.json["error"]
     assert nothing_named(host, instance_id)
-    assert call("GET", host.durable("instances")).status == 200
+    assert request("GET", host.durable("instances")).status == 200
 
 
 def test_malformed_continuation_token_is_400(host: RunningHost) -> None:
     """Row 2: a token this API never issued is a 400 naming the header, not a 500."""
-    reply = call("GET", host.durable("instances"), headers={"x-ms-continuation-token": "x"})
+    reply = request("GET", host.durable("instances"), headers={"x-ms-continuation-token": "x"})
     assert reply.status == 400, reply
     assert "x-ms-continuation-token" in reply.json["ExceptionMessage"]
 
 
 @pytest.mark.parametrize("top", ["1e300", "99999999999", "abc"])
 def test_absurd_top_is_400(host: RunningHost, top: str) -> None:
-    reply = call("GET", host.durable(f"instances?top={top}"))
+    reply = request("GET", host.durable(f"instances?top={top}"))
     assert reply.status == 400 and "'top'" in reply.json["ExceptionMessage"]
 
 
 def test_huge_but_valid_top_is_served(host: RunningHost) -> None:
     """The largest 32-bit page size is accepted (storage pages hold at most 1,000 rows anyway)."""
-    assert call("GET", host.durable("instances?top=2147483647&instanceIdPrefix=none-")).status == 200
+    assert request("GET", host.durable("instances?top=2147483647&instanceIdPrefix=none-")).status == 200
 
 
 def test_deep_json_is_400_on_the_app_and_the_webhooks(host: RunningHost) -> None:
     """Row 3: JSON nested 2,000 deep is a 400 everywhere, never a RecursionError 500."""
     instance_id = f"deep-{uuid.uuid4().hex}"
-    webhook = call("POST", host.durable(f"orchestrators/SetStatusTest/{instance_id}"), raw=DEEP)
+    webhook = request("POST", host.durable(f"orchestrators/SetStatusTest/{instance_id}"), raw=DEEP)
     assert webhook.status == 400 and "64 deep" in webhook.json["ExceptionMessage"]
-    app = call("POST", host.api("orchestrators/SetStatusTest"), raw=DEEP)
+    app = request("POST", host.api("orchestrators/SetStatusTest"), raw=DEEP)
     assert app.status == 400 and "64 deep" in app.json["error"]
-    event = call("POST", host.durable(f"instances/{instance_id}/raiseEvent/Go"), raw=DEEP)
+    event = request("POST", host.durable(f"instances/{instance_id}/raiseEvent/Go"), raw=DEEP)
     assert event.status == 400
     assert nothing_named(host, instance_id)
 
@@ -70,7 +70,7 @@ def test_start_refuses_ids_the_extension_rejects(host: RunningHost, suffix: str,
     """Row 4: ids DurableClient rejects are a 400 before anything is queued or written."""
     prefix = f"bad{uuid.uuid4().hex[:8]}"
     instance_id = suffix if suffix.startswith("%40") else prefix + suffix
-    reply = call("POST", host.durable(f"orchestrators/ReserveTicket/{instance_id}"), raw=b'"u"')
+    reply = request("POST", host.durable(f"orchestrators/ReserveTicket/{instance_id}"), raw=b'"u"')
     assert reply.status == 400, reply
     assert fragment in reply.json["ExceptionMessage"]
     assert nothing_named(host, prefix)
@@ -79,6 +79,6 @@ def test_start_refuses_ids_the_extension_rejects(host: RunningHost, suffix: str,
 def test_operations_on_impossible_ids_are_404(host: RunningHost) -> None:
     """No instance can have such an id: status, events and purge answer 404 without asking storage."""
     long_id = "z" * 600
-    assert call("GET", host.durable(f"instances/{long_id}")).status == 404
-    assert call("POST", host.durable(f"instances/{long_id}/raiseEvent/E"), {"x": 1}).status == 404
-    assert call("DELETE", host.durable(f"instances/{long_id}")).status == 404
+    assert request("GET", host.durable(f"instances/{long_id}")).status == 404
+    assert request("POST", host.durable(f"instances/{long_id}/raiseEvent/E"), {"x": 1}).status == 404
+    assert request("DELETE", host.durable(f"instances/{long_id}")).status == 404

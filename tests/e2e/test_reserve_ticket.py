@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call
 from tests.hosts import RunningHost
+from tests.http_client import request
 
 
 def test_confirmed_booking(host: RunningHost) -> None:
@@ -15,7 +15,7 @@ def test_confirmed_booking(host: RunningHost) -> None:
     assert running["customStatus"]["bookingUrl"].startswith("https://")
     assert running["input"] is not None and running["output"] is None
 
-    reply = call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
+    reply = request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
     assert reply.status == 202, reply.body
 
     final = wait_until_finished(urls)
@@ -28,7 +28,7 @@ def test_declined_booking(host: RunningHost) -> None:
     """Declining ends the reservation unconfirmed with a declined message."""
     urls = start(host, "ReserveTicket", {"userId": "user-7"})
     wait_for_custom(urls, "discount")
-    assert call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": False}).status == 202
+    assert request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": False}).status == 202
     final = wait_until_finished(urls)
     assert final["output"] is False
     assert "declined" in final["customStatus"]["message"]
@@ -49,7 +49,7 @@ def test_event_through_send_event_post_uri(host: RunningHost) -> None:
     urls = start(host, "ReserveTicket", "user-uri")
     wait_for_custom(urls, "discount")
     url = urls["sendEventPostUri"].replace("{eventName}", "BookingConfirmed")
-    assert call("POST", url, True).status == 202
+    assert request("POST", url, True).status == 202
     final = wait_until_finished(urls)
     assert final["output"] is True
 
@@ -58,9 +58,9 @@ def test_confirmation_of_finished_instance_is_gone(host: RunningHost) -> None:
     """A confirmation for an instance that already finished answers 410 and changes nothing."""
     urls = start(host, "ReserveTicket", "user-twice")
     wait_for_custom(urls, "discount")
-    assert call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True}).status == 202
+    assert request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True}).status == 202
     wait_until_finished(urls)
-    again = call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": False})
+    again = request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": False})
     assert again.status == 410
     assert "error" in again.json
     assert wait_until_finished(urls)["output"] is True

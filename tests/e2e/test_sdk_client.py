@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import azure.durable_functions as df
 
-from devhost.durable.binding import client_binding_json
+from devhost.durable.client_binding import client_binding_json
 from tests.hosts import RunningHost
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.e2e.flows import start, status
-from tests.e2e.http import poll
 from tests.hosts import RunningHost
+from tests.http_client import poll
 
 
 def test_progress_is_visible_step_by_step(host: RunningHost) -> None:

@@ -10,15 +10,15 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call
 from tests.hosts import RunningHost
+from tests.http_client import request
 
 
 def test_tables_queues_and_rows(host: RunningHost) -> None:
     """Instances and History tables, control and work-item queues, and rows with the provider's columns."""
     urls = start(host, "ReserveTicket", "layout-user")
     wait_for_custom(urls, "discount")
-    call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
+    request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
     wait_until_finished(urls)
     hub = host.hub_name
     conn = host.storage_connection

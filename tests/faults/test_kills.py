@@ -18,9 +18,9 @@ import pytest
 
 from devhost.azurite import is_listening
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call, poll
 from tests.e2e.test_crash_recovery import SHORT_LEASES, history_fingerprints, storage_state
 from tests.hosts import RunningHost, launch_host, stop_host
+from tests.http_client import poll, request
 
 pytestmark = [pytest.mark.faults,
               pytest.mark.skipif(os.environ.get("E2E_HOST", "devhost") != "devhost", reason="kills devhost")]
@@ -64,9 +64,9 @@ def test_devhost_killed_at_random_points(storage_connection: str, tmp_path: Path
             for urls in rng.sample(tickets, k=2):
                 if urls["id"] in confirmed:
                     continue
-                waiting = call("GET", urls["statusQueryGetUri"])
+                waiting = request("GET", urls["statusQueryGetUri"])
                 if waiting.status == 202 and "discount" in (waiting.json.get("customStatus") or {}):
-                    reply = call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
+                    reply = request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
                     if reply.status == 202:
                         confirmed.add(urls["id"])
             time.sleep(rng.uniform(0.0, 1.0))
@@ -78,7 +78,7 @@ def test_devhost_killed_at_random_points(storage_connection: str, tmp_path: Path
         for urls in tickets:
             if urls["id"] not in confirmed:
                 wait_for_custom(urls, "discount", timeout=60)
-                assert call("POST", host.api(f"reservations/{urls['id']}/confirmation"),
+                assert request("POST", host.api(f"reservations/{urls['id']}/confirmation"),
                             {"confirmed": True}).status == 202
         for urls in steps:
             assert_completed_once(storage_connection, host, urls,
@@ -112,7 +112,7 @@ def test_azurite_devhost_started_is_restarted(tmp_path: Path) -> None:
     host = launch_host("UseDevelopmentStorage=true", tmp_path,
                        extra_env={"DEVHOST_AZURITE_LOCATION": str(tmp_path / "azurite")})
     try:
-        first = poll(lambda: call("GET", host.url("admin/host/status")), lambda r: bool(azurite_children(
+        first = poll(lambda: request("GET", host.url("admin/host/status")), lambda r: bool(azurite_children(
             host.process.pid)), timeout=10)
         assert first.status == 200
         (azurite_pid,) = azurite_children(host.process.pid)
@@ -125,9 +125,9 @@ def test_azurite_devhost_started_is_restarted(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert azurite_children(host.process.pid) != [azurite_pid]
         assert host.log_text().count("exited with code") == 1
-        assert call("GET", host.url("admin/host/status")).json["state"] == "Running"
+        assert request("GET", host.url("admin/host/status")).json["state"] == "Running"
         # Azurite may have lost its last writes; a new flow must still run to the end.
-        after = poll(lambda: call("POST", host.api("orchestrators/SetStatusTest"), {"stepDelaySeconds": 0}),
+        after = poll(lambda: request("POST", host.api("orchestrators/SetStatusTest"), {"stepDelaySeconds": 0}),
                      lambda r: r.status == 202, timeout=60, interval=0.5)
         final = wait_until_finished(after.json, timeout=60)
         assert final["runtimeStatus"] == "Completed"

@@ -15,8 +15,8 @@ import pytest
 from devhost.azurite import AzuriteProcess, start_temporary_azurite
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
-from tests.e2e.http import call, poll
 from tests.hosts import RunningHost, launch_host, stop_host
+from tests.http_client import poll, request
 
 pytestmark = pytest.mark.faults
 
@@ -41,21 +41,21 @@ def test_outage_answers_503_then_work_resumes(own_azurite: AzuriteProcess, tmp_p
         own_azurite.process.send_signal(signal.SIGKILL)
         own_azurite.process.wait(10)
 
-        webhook = poll(lambda: call("POST", host.durable("orchestrators/SetStatusTest"), raw=b"{}"),
+        webhook = poll(lambda: request("POST", host.durable("orchestrators/SetStatusTest"), raw=b"{}"),
                        lambda r: r.status != 202, timeout=60, interval=0.2)
         assert webhook.status == 503, webhook
         assert webhook.header("Retry-After") == "5" and "unavailable" in webhook.json["Message"]
-        status = call("GET", before["statusQueryGetUri"])
+        status = request("GET", before["statusQueryGetUri"])
         assert status.status == 503 and status.header("Retry-After")
-        app = call("POST", host.api("orchestrators/SetStatusTest"), {"stepDelaySeconds": 0})
+        app = request("POST", host.api("orchestrators/SetStatusTest"), {"stepDelaySeconds": 0})
         assert app.status == 503 and app.header("Retry-After") == "5", app
         assert "None" not in app.json["error"]
-        health = call("GET", host.url("admin/host/status")).json
+        health = request("GET", host.url("admin/host/status")).json
         assert health["state"] == "Error" and health["storage"]["state"] == "Unreachable", health
         assert host.log_text().count("Storage is unreachable") == 1
 
         own_azurite.restart()
-        back = poll(lambda: call("GET", host.url("admin/host/status")), lambda r: r.json["state"] == "Running",
+        back = poll(lambda: request("GET", host.url("admin/host/status")), lambda r: r.json["state"] == "Running",
                     timeout=30, interval=0.2)
         assert back.json["storage"]["state"] == "Available"
         assert "Storage is reachable again" in host.log_text()
@@ -79,7 +79,7 @@ def devhost_agrees(host: RunningHost, connection: str, ids: list[str]) -> str | 
     """None when devhost answers, for every id, what the Instances table holds; else the first difference."""
     stored = table_statuses(connection, host.hub_name)
     for instance_id in ids:
-        reply = call("GET", host.durable(f"instances/{instance_id}"))
+        reply = request("GET", host.durable(f"instances/{instance_id}"))
         shown = reply.json["runtimeStatus"] if reply.status in (200, 202) else reply.status
         expected = stored.get(instance_id, 404)
         if shown != expected:
@@ -100,7 +100,7 @@ def test_azurite_killed_before_it_saved(own_azurite: AzuriteProcess, tmp_path: P
         for urls in tickets:
             wait_for_custom(urls, "discount", timeout=60)
         for urls in rng.sample(tickets, k=2):
-            call("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
+            request("POST", host.api(f"reservations/{urls['id']}/confirmation"), {"confirmed": True})
         time.sleep(rng.uniform(0.0, 1.0))  # the seeded kill point
         own_azurite.process.send_signal(signal.SIGKILL)
         own_azurite.process.wait(10)
@@ -110,7 +110,7 @@ def test_azurite_killed_before_it_saved(own_azurite: AzuriteProcess, tmp_path: P
         while (difference := devhost_agrees(host, own_azurite.connection_string, ids)) is not None:
             assert time.monotonic() < deadline, difference
             time.sleep(0.5)
-        after = poll(lambda: call("POST", host.api("orchestrators/SetStatusTest"), {"stepDelaySeconds": 0}),
+        after = poll(lambda: request("POST", host.api("orchestrators/SetStatusTest"), {"stepDelaySeconds": 0}),
                      lambda r: r.status == 202, timeout=60, interval=0.5)
         assert wait_until_finished(after.json, timeout=60)["runtimeStatus"] == "Completed"
     finally:

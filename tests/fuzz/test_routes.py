@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.e2e.http import Reply, call
 from tests.hosts import RunningHost, launch_host, stop_host
+from tests.http_client import Reply, request
 
 pytestmark = pytest.mark.fuzz
 
@@ -64,7 +64,7 @@ def known_ids(fuzz_host: RunningHost) -> list[str]:
     ids = []
     for name, payload in (("ReserveTicket", {"userId": "fuzz", "discountTimeout": 600}),
                           ("SetStatusTest", {"stepDelaySeconds": 0}), ("CityRecommender", 1)):
-        reply = call("POST", fuzz_host.api(f"orchestrators/{name}"), payload)
+        reply = request("POST", fuzz_host.api(f"orchestrators/{name}"), payload)
         assert reply.status == 202
         ids.append(reply.json["id"])
     return ids
@@ -158,7 +158,7 @@ def test_no_route_fails_on_any_input(fuzz_host: RunningHost, known_ids: list[str
     # HTTP/1.1 cannot carry line breaks in a header value; everything else is sent as raw bytes.
     headers = {k: v.encode("utf-8", "surrogatepass").decode("latin-1").replace("\r", "").replace("\n", "")
                for k, v in headers.items()}
-    reply = call(method, url, raw=body, headers=headers, timeout=60)
+    reply = request(method, url, raw=body, headers=headers, timeout=60)
     ledger.requests += 1
     if ledger.requests == 200:
         ledger.rss_after_warmup_kib = rss_kib(fuzz_host.process.pid)
@@ -199,7 +199,7 @@ def test_nothing_started_by_refused_requests_and_memory_flat(fuzz_host: RunningH
     present: set[str] = set()
     token = ""
     while True:
-        reply = call("GET", fuzz_host.durable("instances?top=1000&showInput=false"),
+        reply = request("GET", fuzz_host.durable("instances?top=1000&showInput=false"),
                      headers={"x-ms-continuation-token": token} if token else None)
         assert reply.status == 200, reply
         present |= {item["instanceId"] for item in reply.json}

@@ -9,12 +9,12 @@ with a sentinel concurrency check, and the Instances row is merged column by col
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from devhost.durable.history import Event
+from devhost.durable.history import Event, OrchestrationStatus
 
 WORK_ITEM_QUEUE = "workitems"  # symbolic target; the hub turns it into "{hub}-workitems"
 
@@ -30,6 +30,13 @@ class OutboundMessage:
     visible_at: datetime | None = None  # durable timers and scheduled starts
     episode: int | None = None  # sender's episode number (count of OrchestratorStarted); None from clients
     sender: dict[str, str] | None = None  # {"InstanceId", "ExecutionId"} of the sending orchestration
+
+
+class InMemorySettlement(Protocol):
+    """How a message that no queue holds is settled (``devhost.durable.settlement.InMemoryReply``)."""
+
+    async def complete(self) -> None: ...
+    async def abandon(self) -> None: ...
 
 
 @dataclass
@@ -48,12 +55,11 @@ class ReceivedMessage:
     episode: int | None = None
     activity_id: str = ""
     raw: dict[str, Any] = field(default_factory=dict)  # the whole decoded MessageData envelope
-    # For a message this process is still writing (see ``TaskHub.start_held``): done once the queue has
+    # For a message this process is still writing (see ``TaskHub.write_leased``): done once the queue has
     # it; until then ``message_id`` is provisional and there is no receipt.
     written: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
-    # For a message that exists only in memory: what consuming it (True) or dropping it (False) means,
-    # instead of deleting it or making it visible again.
-    settle: Callable[[bool], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
+    # For a message that exists only in memory: how it is settled instead of through a receipt.
+    in_memory: InMemorySettlement | None = field(default=None, compare=False, repr=False)
 
     async def wait_written(self) -> bool:
         """Wait until the queue holds this message; False if writing it failed (nothing to delete)."""
@@ -77,12 +83,12 @@ class HistoryPage:
 
 @dataclass
 class InstanceRow:
-    """The ``{hub}Instances`` row of one instance (names as the provider's columns)."""
+    """The ``{hub}Instances`` row of one instance (one field per provider column)."""
 
     instance_id: str
     name: str = ""
     execution_id: str = ""
-    runtime_status: str = "Pending"
+    runtime_status: OrchestrationStatus = OrchestrationStatus.Pending
     input: str | None = None
     output: str | None = None
     custom_status: str = "null"
@@ -97,10 +103,32 @@ class InstanceRow:
 
 
 @dataclass
+class InstanceUpdate:
+    """What a checkpoint changes on an Instances row (the provider's UpdateStateAsync).
+
+    Fields left None leave their column as it is.
+    """
+
+    execution_id: str | None = None
+    name: str | None = None
+    version: str | None = None
+    runtime_status: OrchestrationStatus | None = None
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    created_time: datetime | None = None
+    last_updated_time: datetime | None = None
+    completed_time: datetime | None = None
+    scheduled_start_time: datetime | None = None
+    generation: int | None = None
+    tags: str | None = None
+
+
+@dataclass
 class InstanceQuery:
     """Filters of the list/purge APIs; every value is applied without string-building OData by hand."""
 
-    runtime_status: Sequence[str] = ()
+    runtime_status: Sequence[OrchestrationStatus] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
     instance_id_prefix: str | None = None
@@ -124,12 +152,11 @@ class TaskHub(Protocol):
 
     # queues
     async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        """Send messages leased to the sender from the start (hidden ``lease`` s), returned with receipts."""
-        ...
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        """Send messages leased to the sender from the start (hidden ``lease`` s); returns at once.
 
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        """Like ``send_held`` but returns at once: each message's ``written`` future says when it is stored."""
+        Each message's ``written`` future says when it is stored; then it holds its receipt.
+        """
         ...
 
     async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]: ...
@@ -157,8 +184,8 @@ class TaskHub(Protocol):
         """Insert-or-merge the row's columns (``replace`` writes the whole row, as a new start does)."""
         ...
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        """Insert-or-merge only ``columns`` (provider column names, e.g. ``RuntimeStatus``)."""
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        """Insert-or-merge the columns ``update`` sets."""
         ...
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]: ...

@@ -32,10 +32,11 @@ from devhost.durable.history import (
     ENUM_MEMBERS,
     Event,
     EventType,
+    OrchestrationStatus,
     format_timestamp,
     parse_timestamp,
 )
-from devhost.durable.taskhub.base import InstanceRow, OutboundMessage
+from devhost.durable.taskhub.base import InstanceRow, InstanceUpdate, OutboundMessage, ReceivedMessage
 from devhost.durable.taskhub.keys import escape_partition_key, unescape_partition_key
 
 # --------------------------------------------------------------------------------------------------
@@ -462,13 +463,28 @@ def instance_to_entity(row: InstanceRow, hub_name: str, *, full: bool) -> dict[s
         "CreatedTime": row.created_time,
         "LastUpdatedTime": row.last_updated_time,
         "CompletedTime": row.completed_time,
-        "RuntimeStatus": row.runtime_status,
+        "RuntimeStatus": row.runtime_status.name,
         "ScheduledStartTime": row.scheduled_start_time,
         "Generation": row.generation,
         "Tags": row.tags,
         "TaskHubName": hub_name,
     }
     return instance_columns_to_entity(row.instance_id, columns, hub_name)
+
+
+# InstanceUpdate / InstanceRow field -> provider column name.
+INSTANCE_FIELD_COLUMNS = {
+    "execution_id": "ExecutionId", "name": "Name", "version": "Version", "runtime_status": "RuntimeStatus",
+    "input": "Input", "output": "Output", "custom_status": "CustomStatus", "created_time": "CreatedTime",
+    "last_updated_time": "LastUpdatedTime", "completed_time": "CompletedTime",
+    "scheduled_start_time": "ScheduledStartTime", "generation": "Generation", "tags": "Tags",
+}
+
+
+def instance_update_to_entity(instance_id: str, update: InstanceUpdate, hub_name: str) -> dict[str, Any]:
+    """The Instances entity that merges ``update`` (its None fields left out, TaskHubName added)."""
+    columns = {column: getattr(update, field) for field, column in INSTANCE_FIELD_COLUMNS.items()}
+    return instance_columns_to_entity(instance_id, columns, hub_name)
 
 
 def instance_columns_to_entity(instance_id: str, columns: Mapping[str, Any], hub_name: str) -> dict[str, Any]:
@@ -493,6 +509,12 @@ def instance_columns_to_entity(instance_id: str, columns: Mapping[str, Any], hub
     return entity
 
 
+def runtime_status(name: Any) -> OrchestrationStatus:
+    """A ``RuntimeStatus`` column's value as the enum; a missing (or unknown) one reads as Pending."""
+    return OrchestrationStatus.__members__.get(name, OrchestrationStatus.Pending) if name else (
+        OrchestrationStatus.Pending)
+
+
 def entity_to_instance(entity: Mapping[str, Any], etag: str | None = None) -> InstanceRow:
     """An Instances entity → ``InstanceRow`` (Input/Output as stored; blob URLs resolved by the caller)."""
     get = entity.get
@@ -502,7 +524,7 @@ def entity_to_instance(entity: Mapping[str, Any], etag: str | None = None) -> In
         instance_id=unescape_partition_key(entity["PartitionKey"]),
         name=get("Name") or "",
         execution_id=get("ExecutionId") or "",
-        runtime_status=get("RuntimeStatus") or "Pending",
+        runtime_status=runtime_status(get("RuntimeStatus")),
         input=get("Input"),
         output=get("Output"),
         custom_status="null" if custom_status is None else custom_status,
@@ -514,4 +536,24 @@ def entity_to_instance(entity: Mapping[str, Any], etag: str | None = None) -> In
         version=get("Version") or "",
         tags=get("Tags"),
         etag=etag,
+    )
+
+
+def received_message(queue: str, message_id: str, receipt: str, dequeue_count: int, inserted_on: datetime,
+                     envelope: dict[str, Any]) -> ReceivedMessage:
+    """A message received from ``queue``, decoded from its envelope (raises for one that does not decode)."""
+    event, instance_id, execution_id = envelope_event(envelope)
+    return ReceivedMessage(
+        queue=queue,
+        message_id=message_id,
+        receipt=receipt,
+        dequeue_count=dequeue_count,
+        inserted_on=inserted_on,
+        event=event,
+        instance_id=instance_id,
+        execution_id=execution_id,
+        sequence_number=envelope.get("SequenceNumber") or 0,
+        episode=envelope.get("Episode"),
+        activity_id=envelope.get("ActivityId") or "",
+        raw=envelope,
     )

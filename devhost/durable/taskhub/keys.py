@@ -7,7 +7,12 @@ Everything here is pure string arithmetic so the memory hub and the Azure hub ag
 
 from __future__ import annotations
 
+import re
+
 SENTINEL_ROW_KEY = "sentinel"
+MAX_PARTITION_COUNT = 16  # the provider's limit on control queues
+# Table names allow only these; the extension enforces the same rule on hub names.
+_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,49}")
 TASKHUB_INFO_BLOB = "taskhub.json"
 
 _ESCAPE = "^"
@@ -113,3 +118,20 @@ def large_messages_container_name(hub: str) -> str:
 
 def leases_container_name(hub: str) -> str:
     return f"{hub.lower()}-leases"
+
+
+def is_valid_hub_name(name: str) -> bool:
+    """3-50 letters or digits, starting with a letter."""
+    return _HUB_NAME.fullmatch(name) is not None
+
+
+def is_valid_partition_count(count: int) -> bool:
+    return 1 <= count <= MAX_PARTITION_COUNT
+
+
+def check_hub(name: str, partition_count: int) -> None:
+    """Raise ``ValueError`` for a hub name or partition count the provider would refuse."""
+    if not is_valid_partition_count(partition_count):
+        raise ValueError(f"partition_count must be between 1 and {MAX_PARTITION_COUNT}")
+    if not is_valid_hub_name(name):
+        raise ValueError(f"task hub name {name!r} must be 3-50 letters or digits, starting with a letter")

@@ -24,6 +24,7 @@ from devhost.durable.taskhub.base import (
     HistoryPage,
     InstanceQuery,
     InstanceRow,
+    InstanceUpdate,
     OutboundMessage,
     ReceivedMessage,
 )
@@ -46,8 +47,7 @@ class MemoryTaskHub:
     def __init__(
         self, name: str = "memoryhub", partition_count: int = 4, *, clock: Callable[[], datetime] = utcnow
     ) -> None:
-        if not 1 <= partition_count <= 16:
-            raise ValueError("partition_count must be between 1 and 16")
+        keys.check_hub(name, partition_count)
         self.name = name
         self.partition_count = partition_count
         self.clock = clock
@@ -106,10 +106,7 @@ class MemoryTaskHub:
     async def send(self, messages: Sequence[OutboundMessage]) -> None:
         self._put(messages, None)
 
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        return self._put(messages, lease)
-
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
         held = self._put(messages, lease)
         for message in held:
             message.written = asyncio.get_running_loop().create_future()
@@ -166,23 +163,9 @@ class MemoryTaskHub:
             stored.receipt = uuid.uuid4().hex
             stored.visible_at = hidden_until
             envelope = codec.parse_message_text(stored.text)
-            event, instance_id, execution_id = codec.envelope_event(envelope)
-            received.append(
-                ReceivedMessage(
-                    queue=name,
-                    message_id=stored.id,
-                    receipt=stored.receipt,
-                    dequeue_count=stored.dequeue_count,
-                    inserted_on=stored.inserted_on,
-                    event=event,
-                    instance_id=instance_id,
-                    execution_id=execution_id,
-                    sequence_number=envelope.get("SequenceNumber") or 0,
-                    episode=envelope.get("Episode"),
-                    activity_id=envelope.get("ActivityId") or "",
-                    raw=envelope,
-                )
-            )
+            received.append(codec.received_message(
+                name, stored.id, stored.receipt, stored.dequeue_count, stored.inserted_on, envelope
+            ))
         return received
 
     async def delete(self, message: ReceivedMessage) -> None:
@@ -267,8 +250,8 @@ class MemoryTaskHub:
         entity = codec.instance_to_entity(row, self.name, full=replace)
         self._upsert(entity, replace=replace)
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
-        self._upsert(codec.instance_columns_to_entity(instance_id, columns, self.name), replace=False)
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        self._upsert(codec.instance_update_to_entity(instance_id, update, self.name), replace=False)
 
     def _upsert(self, entity: dict[str, Any], *, replace: bool) -> None:
         pk = entity["PartitionKey"]

@@ -4,28 +4,31 @@ The azure SDK clients spend about as much CPU in their per-operation layer (gene
 builders, XML/JSON model (de)serialization, tracing decorators) as in the HTTP pipeline itself. For the
 calls the engine makes per message or per episode (queue put/get/delete/update, a table row's
 point read and upsert, the history partition query) this module builds the REST request and reads the
-reply directly. ``storage_http.send`` then signs and sends it on the hub's lean aiohttp session (Shared
-Key accounts) or, for SAS/token credentials, hands it to the SDK client's own pipeline. Rare calls
-(creating resources, blobs, instance listings, purges) keep using the SDK's public methods.
+reply directly, on the endpoint's transport: the hub's lean aiohttp session (Shared Key accounts) or,
+for SAS/token credentials, the SDK client's own pipeline (``storage_http``). Rare calls (creating
+resources, blobs, instance listings, purges) keep using the SDK's public methods.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from azure.core.exceptions import AzureError
 from azure.data.tables import EdmType
-from azure.data.tables.aio import TableClient
-from azure.storage.queue.aio import QueueClient
 
-from devhost.durable.taskhub.storage_http import Reply, send
-from devhost.durable.taskhub.table_batch import entity_json
+from devhost.durable.taskhub.storage_http import QueueEndpoint, Reply, TableEndpoint
+from devhost.durable.taskhub.table_batch import entity_json, entity_url
+from devhost.errors import TaskHubError
+
+T = TypeVar("T")
 
 
 class StorageCallError(Exception):
@@ -35,6 +38,14 @@ class StorageCallError(Exception):
         super().__init__(f"HTTP {status} {code} {message}".strip())
         self.status = status
         self.code = code
+
+
+async def guard(what: str, call: Awaitable[T]) -> T:
+    """Await a storage call, turning SDK and REST errors into ``TaskHubError``."""
+    try:
+        return await call
+    except (AzureError, StorageCallError) as exc:
+        raise TaskHubError(f"{what} failed: {exc}") from exc
 
 
 def _error(response: Reply) -> StorageCallError:
@@ -62,17 +73,16 @@ class QueueItem:
     text: str
 
 
-async def put_message(client: QueueClient, text: str, visibility_seconds: int) -> QueueItem:
+async def put_message(queue: QueueEndpoint, text: str, visibility_seconds: int) -> QueueItem:
     """Put Message with infinite time-to-live (``messagettl=-1``); returns its id and pop receipt."""
-    url = f"{client.url}/messages?messagettl=-1"
+    url = f"{queue.url}/messages?messagettl=-1"
     if visibility_seconds:
         url += f"&visibilitytimeout={visibility_seconds}"
     body = (
         "<?xml version='1.0' encoding='utf-8'?>\n"
         f"<QueueMessage><MessageText>{escape(text)}</MessageText></QueueMessage>"
     )
-    response = await send(
-        client,
+    response = await queue.transport.send(
         "POST",
         url,
         {"Content-Type": "application/xml; charset=utf-8"},
@@ -93,10 +103,10 @@ async def put_message(client: QueueClient, text: str, visibility_seconds: int) -
     )
 
 
-async def get_messages(client: QueueClient, count: int, visibility_seconds: int) -> list[QueueItem]:
+async def get_messages(queue: QueueEndpoint, count: int, visibility_seconds: int) -> list[QueueItem]:
     """Get Messages: up to ``count`` (1-32) messages, hidden for ``visibility_seconds`` (≥ 1)."""
-    url = f"{client.url}/messages?numofmessages={count}&visibilitytimeout={visibility_seconds}"
-    response = await send(client, "GET", url, _NO_HEADERS, table=False)
+    url = f"{queue.url}/messages?numofmessages={count}&visibilitytimeout={visibility_seconds}"
+    response = await queue.transport.send("GET", url, _NO_HEADERS, table=False)
     if response.status != 200:
         raise _error(response)
     items: list[QueueItem] = []
@@ -113,22 +123,22 @@ async def get_messages(client: QueueClient, count: int, visibility_seconds: int)
     return items
 
 
-async def delete_message(client: QueueClient, message_id: str, pop_receipt: str) -> None:
-    url = f"{client.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
-    response = await send(client, "DELETE", url, _NO_HEADERS, table=False)
+async def delete_message(queue: QueueEndpoint, message_id: str, pop_receipt: str) -> None:
+    url = f"{queue.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
+    response = await queue.transport.send("DELETE", url, _NO_HEADERS, table=False)
     if response.status != 204:
         raise _error(response)
 
 
 async def update_visibility(
-    client: QueueClient, message_id: str, pop_receipt: str, visibility_seconds: int
+    queue: QueueEndpoint, message_id: str, pop_receipt: str, visibility_seconds: int
 ) -> str:
     """Update Message (visibility only); returns the new pop receipt."""
     url = (
-        f"{client.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
+        f"{queue.url}/messages/{quote(message_id, safe='')}?popreceipt={quote(pop_receipt, safe='')}"
         f"&visibilitytimeout={visibility_seconds}"
     )
-    response = await send(client, "PUT", url, _NO_HEADERS, table=False)
+    response = await queue.transport.send("PUT", url, _NO_HEADERS, table=False)
     if response.status != 204:
         raise _error(response)
     return response.headers["x-ms-popreceipt"]
@@ -143,14 +153,6 @@ _TABLE_WRITE_HEADERS = {**_TABLE_HEADERS, "Content-Type": "application/json"}
 def odata_string(value: str) -> str:
     """An OData string literal: quotes doubled, so a value can never end the literal early."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def _key_segment(value: str) -> str:
-    return quote(value.replace("'", "''"), safe="")
-
-
-def _entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> str:
-    return f"{base_url}{table}(PartitionKey='{_key_segment(partition_key)}',RowKey='{_key_segment(row_key)}')"
 
 
 class Row(dict[str, Any]):
@@ -184,13 +186,13 @@ def decode_entity(raw: dict[str, Any]) -> Row:
 
 
 async def get_entity(
-    client: TableClient, base_url: str, partition_key: str, row_key: str, select: list[str] | None = None
+    table: TableEndpoint, partition_key: str, row_key: str, select: list[str] | None = None
 ) -> Row | None:
     """Point read of one row; None when it does not exist."""
-    url = _entity_url(base_url, client.table_name, partition_key, row_key)
+    url = entity_url(table.base_url, table.name, partition_key, row_key)
     if select:
         url += "?$select=" + quote(",".join(select), safe=",")
-    response = await send(client, "GET", url, _TABLE_HEADERS, table=True)
+    response = await table.transport.send("GET", url, _TABLE_HEADERS, table=True)
     if response.status == 404:
         return None
     if response.status != 200:
@@ -198,11 +200,10 @@ async def get_entity(
     return decode_entity(json.loads(response.content))
 
 
-async def upsert_entity(client: TableClient, base_url: str, entity: dict[str, Any], *, replace: bool) -> str:
+async def upsert_entity(table: TableEndpoint, entity: dict[str, Any], *, replace: bool) -> str:
     """Insert-or-replace (PUT) or insert-or-merge (PATCH) one row; returns its new ETag."""
-    url = _entity_url(base_url, client.table_name, entity["PartitionKey"], entity["RowKey"])
-    response = await send(
-        client,
+    url = entity_url(table.base_url, table.name, entity["PartitionKey"], entity["RowKey"])
+    response = await table.transport.send(
         "PUT" if replace else "PATCH",
         url,
         _TABLE_WRITE_HEADERS,
@@ -214,14 +215,14 @@ async def upsert_entity(client: TableClient, base_url: str, entity: dict[str, An
     return response.headers.get("ETag", "")
 
 
-async def query_partition(client: TableClient, base_url: str, partition_key: str) -> list[Row]:
+async def query_partition(table: TableEndpoint, partition_key: str) -> list[Row]:
     """Every row of one partition (following continuation headers), decoded."""
     query = "$filter=" + quote(f"PartitionKey eq {odata_string(partition_key)}", safe="")
-    url = f"{base_url}{client.table_name}()?{query}"
+    url = f"{table.base_url}{table.name}()?{query}"
     rows: list[Row] = []
     next_url = url
     while True:
-        response = await send(client, "GET", next_url, _TABLE_HEADERS, table=True)
+        response = await table.transport.send("GET", next_url, _TABLE_HEADERS, table=True)
         if response.status != 200:
             raise _error(response)
         rows.extend(decode_entity(raw) for raw in json.loads(response.content)["value"])

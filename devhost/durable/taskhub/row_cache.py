@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from devhost.durable.history import Event
@@ -19,18 +19,14 @@ from devhost.durable.taskhub.base import (
     HistoryPage,
     InstanceQuery,
     InstanceRow,
+    InstanceUpdate,
     OutboundMessage,
     ReceivedMessage,
     TaskHub,
 )
 
-# Provider column name -> InstanceRow field.
-COLUMN_FIELDS = {
-    "ExecutionId": "execution_id", "Name": "name", "Version": "version", "Input": "input", "Output": "output",
-    "CustomStatus": "custom_status", "CreatedTime": "created_time", "LastUpdatedTime": "last_updated_time",
-    "CompletedTime": "completed_time", "RuntimeStatus": "runtime_status",
-    "ScheduledStartTime": "scheduled_start_time", "Generation": "generation", "Tags": "tags",
-}
+# The InstanceRow fields a merge may set: the same names in InstanceUpdate.
+MERGED_FIELDS = tuple(f.name for f in fields(InstanceUpdate))
 
 
 class RowCachingTaskHub:
@@ -76,11 +72,8 @@ class RowCachingTaskHub:
     async def send(self, messages: Sequence[OutboundMessage]) -> None:
         await self.inner.send(messages)
 
-    async def send_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        return await self.inner.send_held(messages, lease)
-
-    def start_held(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
-        return self.inner.start_held(messages, lease)
+    def write_leased(self, messages: Sequence[OutboundMessage], lease: float) -> list[ReceivedMessage]:
+        return self.inner.write_leased(messages, lease)
 
     async def receive(self, queue: str, max_messages: int, visibility_timeout: float) -> list[ReceivedMessage]:
         return await self.inner.receive(queue, max_messages, visibility_timeout)
@@ -133,23 +126,17 @@ class RowCachingTaskHub:
             self._remember(_copy(row))
         elif row.instance_id in self.rows:
             current = self.rows[row.instance_id]
-            for field_name in COLUMN_FIELDS.values():
-                value = getattr(row, field_name)
-                if value is not None:
-                    setattr(current, field_name, value)
+            _merge(current, row)
 
-    async def merge_instance(self, instance_id: str, columns: dict[str, Any]) -> None:
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
         # The engine merges only after the episode's history checkpoint is stored, so the cached row may
         # show the new state before the row write lands: it is durable already. Should the row write
         # fail, the episode's messages come back and the row is repaired from history.
         self._wrote(instance_id)
         current = self.rows.get(instance_id)
         if current is not None:
-            for column, value in columns.items():
-                field_name = COLUMN_FIELDS.get(column)
-                if field_name is not None and value is not None:  # merges leave columns given as None alone
-                    setattr(current, field_name, value)
-        await self.inner.merge_instance(instance_id, columns)
+            _merge(current, update)
+        await self.inner.update_instance(instance_id, update)
 
     async def purge_instance(self, instance_id: str) -> bool:
         self._wrote(instance_id)
@@ -158,6 +145,14 @@ class RowCachingTaskHub:
             return await self.inner.purge_instance(instance_id)
         finally:
             self.forget(instance_id)
+
+
+def _merge(row: InstanceRow, changes: InstanceRow | InstanceUpdate) -> None:
+    """Set the fields ``changes`` gives; merges leave fields given as None alone, as storage does."""
+    for name in MERGED_FIELDS:
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(row, name, value)
 
 
 def _copy(row: InstanceRow) -> InstanceRow:

@@ -8,7 +8,9 @@ module signs them with the account key (the same StringToSign the SDK's ``Shared
 builds; tests cross-check it) and sends them on one long-lived keep-alive session.
 
 Only accounts with a key get this path. SAS and token credentials (and anything this module does not
-recognise) keep going through the SDK clients' own pipelines: ``send`` picks the path per client.
+recognise) keep going through the SDK clients' own pipelines (``SdkPipeline``). The task hub picks one
+``Transport`` per service when it is built and hands it, with the URL it serves, to ``rest`` and
+``table_batch`` as a ``QueueEndpoint`` or ``TableEndpoint``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import aiohttp
@@ -40,8 +42,6 @@ RETRY_DELAYS = (0.05, 0.2, 0.5)
 _RETRY_STATUSES = frozenset({500, 503})
 _RETRY_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
-# Attribute an SDK client carries when its hot calls may use the lean client (see ``attach``).
-_ATTRIBUTE = "_devhost_storage_http"
 
 
 @dataclass(frozen=True)
@@ -296,24 +296,48 @@ def for_clients(connection_string: str, table_service: Any, queue_service: Any) 
     return StorageHttp(account, queue_service.api_version, table_service.api_version)
 
 
-def attach(client: Any, http: StorageHttp) -> None:
-    """Route ``client``'s hot calls (``send``) through ``http``."""
-    setattr(client, _ATTRIBUTE, http)
+class SdkPipeline:
+    """A ``Transport`` on an SDK client's own pipeline (its auth, headers and retry policies)."""
+
+    def __init__(self, client: Any) -> None:
+        # The SDK exposes no public way to send a prepared request: ``client._client`` is its generated
+        # service client, whose ``_client`` is the azure-core PipelineClient its public methods use.
+        # This is the one place that knows.
+        self._pipeline_client = client._client._client
+        self._api_version: str = client.api_version
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *, table: bool
+    ) -> Reply:
+        # stream=True keeps the pipeline from decoding the body itself.
+        request = HttpRequest(
+            method, url, headers={"x-ms-version": self._api_version, **headers}, content=body or None
+        )
+        response = await self._pipeline_client.send_request(request, stream=True)
+        content = await response.read()
+        return Reply(response.status_code, response.headers, content)
 
 
-async def send(
-    client: Any, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *, table: bool
-) -> Reply:
-    """Send a hot call for ``client``: on its attached lean client, else on the SDK client's pipeline."""
-    http: StorageHttp | None = getattr(client, _ATTRIBUTE, None)
-    if http is not None:
-        return await http.send(method, url, headers, body, table=table)
-    # ``client._client`` is the SDK's generated service client; its ``_client`` is the azure-core
-    # PipelineClient holding the same policies (auth, headers, retry) the public methods use.
-    # stream=True keeps the pipeline from decoding the body itself.
-    request = HttpRequest(
-        method, url, headers={"x-ms-version": client.api_version, **headers}, content=body or None
-    )
-    response = await client._client._client.send_request(request, stream=True)
-    content = await response.read()
-    return Reply(response.status_code, response.headers, content)
+class Transport(Protocol):
+    """Sends one prepared storage request: ``StorageHttp`` (Shared Key) or ``SdkPipeline``."""
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *, table: bool
+    ) -> Reply: ...
+
+
+@dataclass(frozen=True)
+class QueueEndpoint:
+    """One queue's URL and the transport its hot calls go on."""
+
+    transport: Transport
+    url: str
+
+
+@dataclass(frozen=True)
+class TableEndpoint:
+    """One table: the account's table endpoint (ending in ``/``), its name, and the transport."""
+
+    transport: Transport
+    base_url: str
+    name: str

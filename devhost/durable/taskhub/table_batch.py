@@ -4,8 +4,8 @@ Why not ``TableClient.submit_transaction``: azure-core builds the multipart body
 and parses the reply with the ``email`` package, about 10 ms of CPU for a four-row checkpoint on the
 project's machines, several times the cost of the HTTP call itself. A checkpoint is written every
 episode, so this module writes the same OData multipart text with string formatting and reads the
-reply with one regular expression. The request goes out through ``storage_http.send``: signed on the
-hub's lean session for Shared Key accounts, else through the table client's own pipeline (as
+reply with one regular expression. The request goes out on the table endpoint's transport: signed on
+the hub's lean session for Shared Key accounts, else through the table client's own pipeline (as
 ``submit_transaction`` sends it).
 """
 
@@ -20,9 +20,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from azure.data.tables import EdmType, EntityProperty
-from azure.data.tables.aio import TableClient
 
-from devhost.durable.taskhub.storage_http import send
+from devhost.durable.taskhub.storage_http import TableEndpoint
 
 Verb = Literal["upsert_replace", "upsert_merge", "create", "update_merge", "update_replace", "delete"]
 
@@ -95,6 +94,11 @@ def _key_segment(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
+def entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> str:
+    """The URL of one row: ``{table}(PartitionKey='..',RowKey='..')`` with both keys escaped."""
+    return f"{base_url}{table}(PartitionKey='{_key_segment(partition_key)}',RowKey='{_key_segment(row_key)}')"
+
+
 def build_batch(base_url: str, table: str, operations: Sequence[BatchOperation]) -> tuple[str, bytes]:
     """``(content type, body)`` of one ``$batch`` request holding a single changeset."""
     batch_boundary = f"batch_{uuid.uuid4()}"
@@ -106,10 +110,7 @@ def build_batch(base_url: str, table: str, operations: Sequence[BatchOperation])
         if op.verb == "create":
             url = f"{base_url}{table}"
         else:
-            url = (
-                f"{base_url}{table}(PartitionKey='{_key_segment(entity['PartitionKey'])}',"
-                f"RowKey='{_key_segment(entity['RowKey'])}')"
-            )
+            url = entity_url(base_url, table, entity["PartitionKey"], entity["RowKey"])
         headers = [
             f"{method} {url} HTTP/1.1",
             "Accept: application/json;odata=minimalmetadata",
@@ -147,22 +148,21 @@ def parse_batch_response(text: str) -> list[str | None]:
     return etags
 
 
-async def submit(
-    client: TableClient, base_url: str, operations: Sequence[BatchOperation]
-) -> list[str | None]:
-    """Send one transaction (≤ 100 operations, one partition) for ``client``'s table.
+async def submit(table: TableEndpoint, operations: Sequence[BatchOperation]) -> list[str | None]:
+    """Send one transaction (≤ 100 operations, one partition) on ``table``.
 
-    ``base_url`` is the account's table endpoint ending in ``/``. Returns the ETag of each operation
-    (None for deletes); raises ``BatchError`` when the service refuses it.
+    Returns the ETag of each operation (None for deletes); raises ``BatchError`` when the service
+    refuses it.
     """
-    content_type, body = build_batch(base_url, client.table_name, operations)
+    base_url = table.base_url
+    content_type, body = build_batch(base_url, table.name, operations)
     headers = {
         "DataServiceVersion": "3.0",
         "MaxDataServiceVersion": "3.0;NetFx",
         "Content-Type": content_type,
         "Accept": "application/json",
     }
-    response = await send(client, "POST", f"{base_url}$batch", headers, body, table=True)
+    response = await table.transport.send("POST", f"{base_url}$batch", headers, body, table=True)
     text = response.text()
     if response.status != 202:
         code = _ERROR_CODE.search(text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from devhost.durable.history import EventType
-from devhost.durable.taskhub.base import ReceivedMessage
+from devhost.durable.history import EventType, OrchestrationStatus
+from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
 from tests.devhost.durable.conftest import run, running_engine
 
@@ -22,10 +22,10 @@ def test_activity_event_and_cancelled_timer() -> None:
             instance = await h.start("Greeter", {"name": "Ada", "timeout": 60})
             row = await h.wait(instance, lambda r: r.custom_status != "null")
             assert json.loads(row.custom_status) == {"greeting": "Hello Ada!"}
-            assert row.runtime_status == "Running"
+            assert row.runtime_status == OrchestrationStatus.Running
             await h.client.raise_event(row, "Go", json.dumps("now"))  # as a raw HTTP caller sends it
             done = await h.wait(instance)
-            assert done.runtime_status == "Completed"
+            assert done.runtime_status == OrchestrationStatus.Completed
             assert json.loads(done.output) == {"greeting": "Hello Ada!", "go": "now"}
             history = (await h.hub.load_history(instance)).events
             assert kinds(history) == [
@@ -56,7 +56,7 @@ def test_nondeterminism_fails_the_instance() -> None:
         async with running_engine() as h:
             instance = await h.start("Drifting")
             done = await h.wait(instance)
-            assert done.runtime_status == "Failed"
+            assert done.runtime_status == OrchestrationStatus.Failed
             assert done.output.startswith("Non-Deterministic workflow detected")
             assert "Hello" in done.output
     run(scenario())
@@ -68,7 +68,7 @@ def test_custom_status_over_16_kb_fails() -> None:
         async with running_engine() as h:
             instance = await h.start("Chatty")
             done = await h.wait(instance)
-            assert done.runtime_status == "Failed"
+            assert done.runtime_status == OrchestrationStatus.Failed
             assert "The UTF-16 size of the JSON-serialized payload must not exceed 16 KB" in done.output
             assert done.output.startswith("Orchestrator function 'Chatty' failed:")
     run(scenario())
@@ -80,7 +80,7 @@ def test_continue_as_new_keeps_only_the_last_generation() -> None:
         async with running_engine() as h:
             instance = await h.start("Looper", 0)
             done = await h.wait(instance)
-            assert done.runtime_status == "Completed" and json.loads(done.output) == 3
+            assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 3
             page = await h.hub.load_history(instance)
             assert page.execution_id == done.execution_id
             assert kinds(page.events)[:2] == ["OrchestratorStarted", "ExecutionStarted"]
@@ -94,11 +94,11 @@ def test_sub_orchestration_result_reaches_parent() -> None:
         async with running_engine() as h:
             instance = await h.start("Parent")
             done = await h.wait(instance)
-            assert done.runtime_status == "Completed" and json.loads(done.output) == 42
+            assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 42
             history = (await h.hub.load_history(instance)).events
             created = next(e for e in history if e["EventType"] == EventType.SubOrchestrationInstanceCreated)
             child = await h.hub.get_instance(created["InstanceId"])
-            assert child is not None and child.runtime_status == "Completed" and child.name == "Child"
+            assert child is not None and child.runtime_status == OrchestrationStatus.Completed and child.name == "Child"
     run(scenario())
 
 
@@ -108,7 +108,7 @@ def test_retry_until_success_numbers_ids_like_dtfx() -> None:
         async with running_engine() as h:
             instance = await h.start("Retrier", "retry-key")
             done = await h.wait(instance)
-            assert done.runtime_status == "Completed", done.output
+            assert done.runtime_status == OrchestrationStatus.Completed, done.output
             assert json.loads(done.output) == "ok after 3"
             history = (await h.hub.load_history(instance)).events
             scheduling = [(EventType(e["EventType"]).name, e["EventId"]) for e in history
@@ -124,7 +124,7 @@ def test_unknown_activity_fails_with_the_extension_message() -> None:
         async with running_engine() as h:
             instance = await h.start("CallsMissing")
             done = await h.wait(instance)
-            assert done.runtime_status == "Failed"
+            assert done.runtime_status == OrchestrationStatus.Failed
             assert "The function 'NoSuchActivity' doesn't exist" in done.output
             assert "'Hello'" in done.output
     run(scenario())
@@ -149,9 +149,9 @@ def test_terminate_pending_and_running() -> None:
             row = await h.wait(first, lambda r: r.custom_status != "null")
             await h.client.terminate(row, "stop")
             done = await h.wait(first)
-            assert done.runtime_status == "Terminated" and done.output == "stop"
+            assert done.runtime_status == OrchestrationStatus.Terminated and done.output == "stop"
             other = await h.wait(second, lambda r: r.custom_status != "null")
-            assert other.runtime_status == "Running"
+            assert other.runtime_status == OrchestrationStatus.Running
     run(scenario())
 
 
@@ -200,13 +200,14 @@ def test_rewind_reruns_the_failed_activity() -> None:
         async with running_engine() as h:
             instance = await h.start("FailsOnce", "rewind-key")
             failed = await h.wait(instance)
-            assert failed.runtime_status == "Failed"
+            assert failed.runtime_status == OrchestrationStatus.Failed
             assert "Activity function 'Flaky' failed: RuntimeError: attempt 1 failed" in failed.output
             # A second failure, then success: rewind twice.
             await h.client.rewind(failed, "try again")
-            again = await h.wait(instance, lambda r: r.runtime_status == "Failed" and "attempt 2" in (r.output or ""))
+            again = await h.wait(instance, lambda r: r.runtime_status == OrchestrationStatus.Failed
+                                 and "attempt 2" in (r.output or ""))
             await h.client.rewind(again, "once more")
-            done = await h.wait(instance, lambda r: r.runtime_status == "Completed")
+            done = await h.wait(instance, lambda r: r.runtime_status == OrchestrationStatus.Completed)
             assert json.loads(done.output) == "ok after 3"
             history = (await h.hub.load_history(instance)).events
             rewound = [e["Reason"] for e in history if e["EventType"] == EventType.GenericEvent and e.get("Reason")]
@@ -219,11 +220,11 @@ class LosesFinalRowWrite(MemoryTaskHub):
 
     lost = False
 
-    async def merge_instance(self, instance_id: str, columns: dict) -> None:  # type: ignore[type-arg]
-        if columns.get("RuntimeStatus") == "Completed" and not self.lost:
+    async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
+        if update.runtime_status == OrchestrationStatus.Completed and not self.lost:
             self.lost = True
             raise ConnectionError("process died between the history checkpoint and the Instances row")
-        await super().merge_instance(instance_id, columns)
+        await super().update_instance(instance_id, update)
 
 
 def test_row_repaired_after_crash_between_history_and_row() -> None:
@@ -236,7 +237,7 @@ def test_row_repaired_after_crash_between_history_and_row() -> None:
             await h.client.raise_event(row, "Go", json.dumps("late"))
             done = await h.wait(instance, within=15)
             assert hub.lost
-            assert done.runtime_status == "Completed"
+            assert done.runtime_status == OrchestrationStatus.Completed
             assert json.loads(done.output) == {"greeting": "Hello Rep!", "go": "late"}
             assert json.loads(done.custom_status) == {"greeting": "Hello Rep!"}
             history = (await hub.load_history(instance)).events
@@ -277,11 +278,12 @@ def test_row_cache_never_keeps_a_read_overtaken_by_a_write() -> None:
 
     async def scenario() -> None:
         hub = RowCachingTaskHub(SlowReads("EngineToy"))
-        await hub.inner.write_instance(InstanceRow(instance_id="i1", runtime_status="Running"), replace=True)
+        running = InstanceRow(instance_id="i1", runtime_status=OrchestrationStatus.Running)
+        await hub.inner.write_instance(running, replace=True)
         read = asyncio.ensure_future(hub.get_instance("i1"))
         await asyncio.sleep(0.01)
-        await hub.merge_instance("i1", {"RuntimeStatus": "Completed"})
-        assert (await read).runtime_status == "Running"  # the read began before the write
+        await hub.update_instance("i1", InstanceUpdate(runtime_status=OrchestrationStatus.Completed))
+        assert (await read).runtime_status == OrchestrationStatus.Running  # the read began before the write
         row = await hub.get_instance("i1")
-        assert row is not None and row.runtime_status == "Completed"
+        assert row is not None and row.runtime_status == OrchestrationStatus.Completed
     run(scenario())

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 from devhost.durable.client import DurableClient
+from devhost.durable.history import OrchestrationStatus
 from devhost.durable.poison import POISON_DEQUEUE_COUNT, PoisonHandler, is_poison, poison_queue_name
 from devhost.durable.taskhub.memory import MemoryTaskHub
 
@@ -28,7 +29,7 @@ def test_poison_message_is_set_aside_and_its_instance_failed() -> None:
         assert is_poison([poisoned])
         await PoisonHandler(hub, put=keep).set_aside(instance, [poisoned], "ValueError: history cannot be written")
         row = await hub.get_instance(instance)
-        assert row is not None and row.runtime_status == "Failed"
+        assert row is not None and row.runtime_status == OrchestrationStatus.Failed
         assert "set aside a message" in (row.output or "") and "history cannot be written" in (row.output or "")
 
     asyncio.run(scenario())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devhost.host import Host
-from tests.devhost.http.support import http
+from tests.http_client import request
 
 BLOCKING_APP = '''
 import os
@@ -66,14 +66,14 @@ def test_blocked_function_leaves_the_host_answering(kind: str, tmp_path: Path, m
     host = start_host(app_dir)
     base = f"http://127.0.0.1:{host.config.port}"
     replies: list[bytes] = []
-    blocked = threading.Thread(target=lambda: replies.append(http("GET", f"{base}/api/block-{kind}").body))
+    blocked = threading.Thread(target=lambda: replies.append(request("GET", f"{base}/api/block-{kind}").body))
     blocked.start()
     try:
         wait_for_file(tmp_path / f"{kind}.started")
-        assert http("GET", f"{base}/admin/host/status").status == 200
+        assert request("GET", f"{base}/admin/host/status").status == 200
         assert not (tmp_path / f"{kind}.release").exists() and blocked.is_alive()  # still blocked meanwhile
         if kind == "sync":
-            assert http("GET", f"{base}/api/quick").body == b"quick"  # and async user code still runs
+            assert request("GET", f"{base}/api/quick").body == b"quick"  # and async user code still runs
     finally:
         (tmp_path / f"{kind}.release").touch()
         blocked.join(20)

@@ -16,10 +16,10 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from devhost.durable.history import EventType
+from devhost.durable.history import EventType, OrchestrationStatus
 from devhost.durable.taskhub import keys
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
-from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, InstanceUpdate, OutboundMessage
 from devhost.errors import TaskHubError
 from tests.devhost.taskhub.conftest import run
 from tests.devhost.taskhub.samples import ALL_EVENTS, TS7, ev, new_hub_name
@@ -155,8 +155,9 @@ def test_instance_row_as_stored(open_azure_hub: OpenAzureHub, storage_connection
                 ),
                 replace=True,
             )
-            await hub.merge_instance(
-                "inst?1", {"RuntimeStatus": "Completed", "CompletedTime": created, "Output": '"done"'}
+            await hub.update_instance(
+                "inst?1",
+                InstanceUpdate(runtime_status=OrchestrationStatus.Completed, completed_time=created, output='"done"'),
             )
             return _entities(storage_connection, hub.instances_table_name, "inst^31")[""], hub.name
 
@@ -293,7 +294,7 @@ def test_large_payloads_through_blobs_and_purge(
 
             # An Instances Input pointing at a large ExecutionStarted message yields that message's Input.
             message_url = hub._payloads.url(wrapper["CompressedBlobName"])
-            await hub.merge_instance(instance_id, {"Input": message_url})
+            await hub.update_instance(instance_id, InstanceUpdate(input=message_url))
             got = await hub.get_instance(instance_id)
             assert got is not None and got.input == big
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from azure.data.tables import EdmType
 
-from devhost.durable.history import DOTNET_TYPE, EventType
+from devhost.durable.history import DOTNET_TYPE, EventType, OrchestrationStatus
 from devhost.durable.taskhub import codec
 from devhost.durable.taskhub.base import InstanceRow, OutboundMessage
 from tests.devhost.taskhub.samples import ALL_EVENTS, TS7
@@ -140,7 +140,7 @@ def test_instance_entity_columns_and_round_trip() -> None:
         instance_id="a/b",
         name="MyOrch",
         execution_id="e1",
-        runtime_status="Running",
+        runtime_status=OrchestrationStatus.Running,
         input='"x"',
         created_time=created,
         last_updated_time=created,

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devhost.durable.history import EventType, utcnow
+from devhost.durable.history import EventType, OrchestrationStatus, utcnow
 from devhost.durable.taskhub.base import (
     HistoryPage,
     InstanceQuery,
     InstanceRow,
+    InstanceUpdate,
     OutboundMessage,
     ReceivedMessage,
 )
@@ -97,7 +98,7 @@ def test_new_execution_overwrites_rows_and_load_stops_at_old_execution(open_hub:
 
 
 def test_instance_write_merge_get(open_hub: HubFactory) -> None:
-    """write_instance replaces or merges, merge_instance merges named columns, get_instance reads them."""
+    """write_instance replaces or merges, update_instance merges the fields it sets, get_instance reads them."""
 
     async def body() -> None:
         async with open_hub() as env:
@@ -119,18 +120,19 @@ def test_instance_write_merge_get(open_hub: HubFactory) -> None:
             got.etag = None
             assert got == row
 
-            await hub.merge_instance(
+            await hub.update_instance(
                 "inst/1",
-                {
-                    "RuntimeStatus": "Completed",
-                    "Output": '"done"',
-                    "CompletedTime": created + timedelta(seconds=2),
-                    "CustomStatus": '{"s":1}',
-                },
+                InstanceUpdate(
+                    runtime_status=OrchestrationStatus.Completed,
+                    output='"done"',
+                    completed_time=created + timedelta(seconds=2),
+                    custom_status='{"s":1}',
+                ),
             )
             got = await hub.get_instance("inst/1")
             assert got is not None
-            assert (got.runtime_status, got.output, got.custom_status) == ("Completed", '"done"', '{"s":1}')
+            assert (got.runtime_status, got.output, got.custom_status) == (
+                OrchestrationStatus.Completed, '"done"', '{"s":1}')
             assert got.completed_time == created + timedelta(seconds=2) and got.input == '"x"'
             no_io = await hub.get_instance("inst/1", fetch_input=False, fetch_output=False)
             assert (
@@ -143,7 +145,7 @@ def test_instance_write_merge_get(open_hub: HubFactory) -> None:
                     instance_id="inst/1",
                     name="Other",
                     execution_id="e2",
-                    runtime_status="Running",
+                    runtime_status=OrchestrationStatus.Running,
                     input='"y"',
                 )
             )
@@ -156,7 +158,7 @@ def test_instance_write_merge_get(open_hub: HubFactory) -> None:
             )
             got = await hub.get_instance("inst/1")
             assert got is not None and got.output is None and got.completed_time is None
-            assert got.runtime_status == "Pending" and got.custom_status == "null"
+            assert got.runtime_status == OrchestrationStatus.Pending and got.custom_status == "null"
 
     run(body())
 
@@ -246,7 +248,7 @@ def test_query_filters_paging_and_injection(open_hub: HubFactory) -> None:
                     instance_id=f"order-{i:02d}",
                     name="Orch",
                     execution_id=f"e{i}",
-                    runtime_status="Completed" if i % 3 == 0 else "Running",
+                    runtime_status=OrchestrationStatus.Completed if i % 3 == 0 else OrchestrationStatus.Running,
                     input=f'"{i}"',
                     created_time=base + timedelta(minutes=i),
                     last_updated_time=base,
@@ -257,7 +259,7 @@ def test_query_filters_paging_and_injection(open_hub: HubFactory) -> None:
                 InstanceRow(
                     instance_id="other-1",
                     name="Orch",
-                    runtime_status="Running",
+                    runtime_status=OrchestrationStatus.Running,
                     created_time=base,
                     last_updated_time=base,
                 )
@@ -266,7 +268,7 @@ def test_query_filters_paging_and_injection(open_hub: HubFactory) -> None:
                 InstanceRow(
                     instance_id="@counter@c1",
                     name="counter",
-                    runtime_status="Running",
+                    runtime_status=OrchestrationStatus.Running,
                     created_time=base,
                     last_updated_time=base,
                 )
@@ -289,10 +291,11 @@ def test_query_filters_paging_and_injection(open_hub: HubFactory) -> None:
             assert [len(p) for p in pages] == [10, 10, 5]
             assert [i for page in pages for i in page] == [f"order-{i:02d}" for i in range(25)]
 
-            completed, _ = await hub.query_instances(InstanceQuery(runtime_status=["Completed"]))
+            completed, _ = await hub.query_instances(InstanceQuery(runtime_status=[OrchestrationStatus.Completed]))
             assert sorted(r.instance_id for r in completed) == [f"order-{i:02d}" for i in range(0, 25, 3)]
             both, _ = await hub.query_instances(
-                InstanceQuery(runtime_status=["Completed", "Running"], instance_id_prefix="order-")
+                InstanceQuery(runtime_status=[OrchestrationStatus.Completed, OrchestrationStatus.Running],
+                              instance_id_prefix="order-")
             )
             assert len(both) == 25
             window, _ = await hub.query_instances(

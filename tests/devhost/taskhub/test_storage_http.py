@@ -17,8 +17,10 @@ from azure.storage.queue._shared.authentication import SharedKeyCredentialPolicy
 from azure.storage.queue.aio import QueueServiceClient
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, connection_string, free_port
+from devhost.durable.history import OrchestrationStatus
 from devhost.durable.taskhub import rest, storage_http, table_batch
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
+from devhost.durable.taskhub.base import InstanceUpdate
 from devhost.durable.taskhub.storage_http import (
     DEV_ACCOUNT_KEY,
     StorageAccount,
@@ -66,7 +68,7 @@ def _table_cases() -> list[tuple[str, str, bytes, dict[str, str]]]:
     content_type, batch_body = build_batch(
         f"{TABLE}/", "HubHistory", [BatchOperation("upsert_replace", {"PartitionKey": "a", "RowKey": "b"})]
     )
-    point = rest._entity_url(f"{TABLE}/", "HubInstances", "o'b^0 /+é", "")
+    point = table_batch.entity_url(f"{TABLE}/", "HubInstances", "o'b^0 /+é", "")
     return [
         ("GET", point, b"", accept),
         ("GET", point + "?$select=ExecutionId,RuntimeStatus", b"", accept),
@@ -206,28 +208,26 @@ def test_sdk_fallback_path_still_works(storage_connection: str) -> None:
     """Without a lean client (SAS/token credentials) the same calls go through the SDK pipelines."""
 
     async def scenario() -> None:
-        hub = AzureStorageTaskHub(storage_connection, new_hub_name(), 1)
+        hub = AzureStorageTaskHub(storage_connection, new_hub_name(), 1, lean_http=False)
         await hub.create_if_not_exists()
         try:
-            queue = hub._queue_clients[hub.work_item_queue_name]
-            for client in [hub._history, hub._instances, queue]:
-                delattr(client, "_devhost_storage_http")
-            base = hub._table_base_url
+            queue = hub.queues.endpoints[hub.work_item_queue_name]
+            instances, history = hub.instances.table, hub.history.table
             put = await rest.put_message(queue, "hello <&>", 0)
             [got] = await rest.get_messages(queue, 1, 30)
             assert (got.message_id, got.text) == (put.message_id, "hello <&>")
             receipt = await rest.update_visibility(queue, got.message_id, got.pop_receipt, 1)
             await rest.delete_message(queue, got.message_id, receipt)
-            etag = await rest.upsert_entity(hub._instances, base, {"PartitionKey": "p'1", "RowKey": "", "N": 1},
+            etag = await rest.upsert_entity(instances, {"PartitionKey": "p'1", "RowKey": "", "N": 1},
                                             replace=True)
-            row = await rest.get_entity(hub._instances, base, "p'1", "")
+            row = await rest.get_entity(instances, "p'1", "")
             assert row is not None and row["N"] == 1 and row.etag == etag
-            assert await rest.get_entity(hub._instances, base, "missing", "") is None
+            assert await rest.get_entity(instances, "missing", "") is None
             etags = await table_batch.submit(
-                hub._history, base, [BatchOperation("upsert_replace", {"PartitionKey": "h", "RowKey": "0"})]
+                history, [BatchOperation("upsert_replace", {"PartitionKey": "h", "RowKey": "0"})]
             )
             assert etags[0]
-            assert [r["RowKey"] for r in await rest.query_partition(hub._history, base, "h")] == ["0"]
+            assert [r["RowKey"] for r in await rest.query_partition(history, "h")] == ["0"]
             with pytest.raises(rest.StorageCallError) as failure:
                 await rest.delete_message(queue, got.message_id, "bogus")
             assert failure.value.status in (400, 404)
@@ -247,7 +247,7 @@ def test_lean_path_is_used_and_closed(storage_connection: str) -> None:
         assert http is not None
         await hub.create_if_not_exists()
         try:
-            await hub.merge_instance("i1", {"RuntimeStatus": "Running"})
+            await hub.update_instance("i1", InstanceUpdate(runtime_status=OrchestrationStatus.Running))
             row = await hub.get_instance("i1")
             assert row is not None
             assert http._session is not None and not http._session.closed

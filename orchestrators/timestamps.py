@@ -1,4 +1,4 @@
-"""Small helpers for building JSON-only custom statuses."""
+"""Timestamps in custom statuses: ISO-8601 UTC with a `Z`."""
 
 from datetime import UTC, datetime
 

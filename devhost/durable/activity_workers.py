@@ -1,0 +1,152 @@
+"""Activity workers: take work items from the task hub's work-item queue and run them.
+
+A work item written by this process arrives in memory (``offer``); the poller picks up the rest. An
+activity's result goes to its orchestration's inbox in memory, settled through its work item
+(``settlement.InMemoryReply``), not through a queued reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from devhost.config import DurableSettings
+from devhost.durable.history import Event, EventType, new_event, utcnow
+from devhost.durable.replay import FunctionCatalog, compact_json
+from devhost.durable.settlement import InMemoryReply, Settler
+from devhost.durable.taskhub.base import ReceivedMessage, TaskHub
+from devhost.errors import FunctionInvocationError
+
+log = logging.getLogger("devhost.durable")
+
+
+class ActivityInvoker(Protocol):
+    async def invoke_activity(self, name: str, input_json: str | None) -> str | None: ...
+
+
+def _compact_result(text: str | None) -> str | None:
+    """The extension re-serializes activity results compactly before storing them."""
+    if text is None:
+        return None
+    try:
+        return compact_json(json.loads(text))
+    except (json.JSONDecodeError, TypeError):
+        return text
+
+
+def _exception_details(message: str, details: str) -> str:
+    return compact_json({"ClassName": "System.Exception", "Message": message, "StackTraceString": details})
+
+
+class ActivityWorkers:
+    """A backlog of work items, a poller for the work-item queue, and ``max_concurrent_activities`` workers."""
+
+    def __init__(self, hub: TaskHub, worker: ActivityInvoker, catalog: Callable[[], FunctionCatalog],
+                 settings: DurableSettings, settler: Settler,
+                 receive: Callable[[str, int, float], Awaitable[list[ReceivedMessage] | None]],
+                 idle: Callable[[str], Awaitable[None]],
+                 reply: Callable[[ReceivedMessage], None]) -> None:
+        self.hub = hub
+        self.worker = worker
+        self.catalog = catalog
+        self.settings = settings
+        self.settler = settler
+        self.receive = receive  # None when receiving failed (logged, and a pause taken)
+        self.idle = idle  # waits until woken for the queue or the idle poll interval passed
+        self.reply = reply  # hands an activity's result to its instance's inbox
+        self.backlog: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
+        self.known_ids: set[str] = set()  # work items queued or running here, by message id
+        self.stopping = False
+
+    def tasks(self, wake: asyncio.Event) -> list[asyncio.Task[None]]:
+        """The poller and the workers, started."""
+        tasks = [asyncio.create_task(self._poll(wake), name="poll work items")]
+        for n in range(self.settings.max_concurrent_activities):
+            tasks.append(asyncio.create_task(self._work(), name=f"activity worker {n}"))
+        return tasks
+
+    def offer(self, message: ReceivedMessage) -> None:
+        if message.message_id in self.known_ids:
+            return  # a copy received again while the first one waits or runs here
+        self.known_ids.add(message.message_id)
+        self.backlog.put_nowait(message)
+
+    async def _poll(self, wake: asyncio.Event) -> None:
+        queue = self.hub.work_item_queue_name
+        limit = self.settings.max_concurrent_activities
+        while not self.stopping:
+            wake.clear()
+            if self.backlog.qsize() >= limit:
+                await self.idle(queue)
+                continue
+            messages = await self.receive(queue, min(limit, 32), self.settings.work_item_visibility_timeout)
+            if messages is None:
+                continue
+            if not messages:
+                await self.idle(queue)
+                continue
+            for message in messages:
+                self.offer(message)
+
+    async def _work(self) -> None:
+        while True:
+            message = await self.backlog.get()
+            try:
+                await self._run(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Activity message %s failed; it will be retried", message.message_id)
+            finally:
+                self.known_ids.discard(message.message_id)
+
+    async def _run(self, message: ReceivedMessage) -> None:
+        scheduled = message.event
+        if scheduled["EventType"] != EventType.TaskScheduled:
+            log.warning("Dropping a %s message from the work-item queue", scheduled["EventType"])
+            await self.settler.complete(message)
+            return
+        visibility = self.settings.work_item_visibility_timeout
+        renewal = asyncio.ensure_future(self.settler.queue.keep_leased(message, visibility))
+        try:
+            result = await self._execute(scheduled)
+        except BaseException:
+            renewal.cancel()
+            raise
+        self.reply(self._reply_in_memory(message, result, renewal))
+
+    def _reply_in_memory(self, work_item: ReceivedMessage, result: Event,
+                         renewal: asyncio.Future[None]) -> ReceivedMessage:
+        """The activity's result as a message for its orchestration that no queue holds."""
+        return ReceivedMessage(
+            queue=self.hub.control_queue_name(work_item.instance_id),
+            message_id=f"local:{work_item.message_id}:{work_item.dequeue_count}", receipt="",
+            dequeue_count=0, inserted_on=utcnow(), event=result, instance_id=work_item.instance_id,
+            execution_id=work_item.execution_id,
+            in_memory=InMemoryReply(work_item, renewal, self.settler.queue),
+        )
+
+    async def _execute(self, scheduled: Event) -> Event:
+        name = scheduled["Name"]
+        task_id = scheduled["EventId"]
+        try:
+            params = json.loads(scheduled.get("Input") or "[]")
+            input_text = params[0] if isinstance(params, list) and params else None
+        except json.JSONDecodeError:
+            input_text = scheduled.get("Input")
+        try:
+            resolved = self.catalog().resolve("activity", name)
+            result = await self.worker.invoke_activity(resolved, input_text)
+        except FunctionInvocationError as exc:
+            return new_event(
+                EventType.TaskFailed, TaskScheduledId=task_id,
+                Reason=f"Activity function '{name}' failed: {exc.message}",
+                Details=_exception_details(exc.message, exc.details), FailureDetails=None,
+            )
+        except Exception as exc:  # the activity is not registered (any more)
+            return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=str(exc), Details=None,
+                             FailureDetails=None)
+        return new_event(EventType.TaskCompleted, TaskScheduledId=task_id, Result=_compact_result(result))

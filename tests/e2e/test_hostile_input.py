@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from urllib.parse import quote
 
@@ -82,3 +83,28 @@ def test_operations_on_impossible_ids_are_404(host: RunningHost) -> None:
     assert request("GET", host.durable(f"instances/{long_id}")).status == 404
     assert request("POST", host.durable(f"instances/{long_id}/raiseEvent/E"), {"x": 1}).status == 404
     assert request("DELETE", host.durable(f"instances/{long_id}")).status == 404
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_distinct_task_hubs_do_not_grow_devhost(host: RunningHost) -> None:
+    """Row 5: 300 distinct ?taskHub= values leave at most a bounded set of clients (and sockets) open."""
+    prefix = f"Hub{uuid.uuid4().hex[:6]}"
+    for i in range(20):  # warm up: the bounded set fills
+        assert request("GET", host.durable(f"instances/x?taskHub={prefix}w{i}")).status in (404, 400)
+    before = open_files(host.process.pid)
+    for i in range(300):
+        reply = request("GET", host.durable(f"instances/x?taskHub={prefix}n{i}"))
+        assert reply.status == 404, reply
+    assert open_files(host.process.pid) - before < 40
+
+
+def test_start_on_another_task_hub_creates_it(host: RunningHost) -> None:
+    """As the provider's client does, a start on a hub that does not exist yet creates that hub."""
+    other = f"Other{uuid.uuid4().hex[:8]}"
+    reply = request("POST", host.durable(f"orchestrators/SetStatusTest/one?taskHub={other}"), raw=b"{}")
+    assert reply.status == 202, reply
+    status = request("GET", host.durable(f"instances/one?taskHub={other}"))
+    assert status.status == 202 and status.json["runtimeStatus"] == "Pending"  # nothing runs another hub here

@@ -93,6 +93,8 @@ class Host:
 
                 self.extension = DurableExtension(self.config, self.worker)
                 self.worker.client_binding = self.extension.client_binding_json
+                self.extension.engine.health = self.storage
+                self.storage.on_recovery(self.extension.recover)
                 await self.extension.start()
             endpoint = queue_endpoint(self.config.storage_connection) if self.extension is not None else None
             if endpoint is not None:

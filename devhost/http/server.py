@@ -108,8 +108,9 @@ class Dispatcher:
         except web.HTTPException:
             raise
         except Exception as exc:
-            if self.storage is not None and self.storage.failed(exc, f"{request.method} {request.rel_url.path}"):
-                return storage_unavailable(self.storage)
+            what = f"{request.method} {request.rel_url.path}"
+            if self.storage is not None and (self.storage.failed(exc, what) or self.storage.lost_writes(exc, what)):
+                return storage_unavailable(self.storage)  # the task hub is being re-created: retry shortly
             log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
             return web.Response(status=500)
 

@@ -101,7 +101,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
                            max_leaves=8)
 bodies = st.one_of(st.none(), st.sampled_from(NASTY_BODIES), json_values.map(lambda v: json.dumps(v).encode()),
                    st.binary(max_size=40))
-query_names = st.sampled_from(["top", "showInput", "showHistory", "showHistoryOutput", "createdTimeFrom",
+query_names = st.sampled_from(["taskHub", "top", "showInput", "showHistory", "showHistoryOutput", "createdTimeFrom",
                                "createdTimeTo", "runtimeStatus", "instanceIdPrefix", "reason", "connection",
                                "restartWithNewInstanceId", "returnInternalServerErrorOnFailure", "code"])
 query_values = st.one_of(texts, st.sampled_from(["true", "false", "1", "-1", "0", "1e300", "99999999999",

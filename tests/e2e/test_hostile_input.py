@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from urllib.parse import quote
@@ -108,3 +109,33 @@ def test_start_on_another_task_hub_creates_it(host: RunningHost) -> None:
     assert reply.status == 202, reply
     status = request("GET", host.durable(f"instances/one?taskHub={other}"))
     assert status.status == 202 and status.json["runtimeStatus"] == "Pending"  # nothing runs another hub here
+
+
+def test_rows_that_cannot_be_rendered_never_take_the_listing_down(host: RunningHost) -> None:
+    """Row 1: rows another writer left with a lone surrogate or 5,000-deep JSON still list and read, never 500."""
+    from devhost.durable.history import OrchestrationStatus, utcnow
+    from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
+    from devhost.durable.taskhub.base import InstanceRow
+
+    prefix = f"odd{uuid.uuid4().hex[:8]}-"
+
+    async def write_rows() -> None:
+        hub = AzureStorageTaskHub(host.storage_connection, host.hub_name, 4)
+        try:
+            now = utcnow()
+            for suffix, text in (("surrogate", '"\ud800"'), ("deep", "[" * 5000 + "]" * 5000)):
+                await hub.write_instance(InstanceRow(
+                    instance_id=prefix + suffix, name="SetStatusTest", execution_id="e",
+                    runtime_status=OrchestrationStatus.Completed, input=text, output=text, custom_status=text,
+                    created_time=now, last_updated_time=now), replace=True)
+        finally:
+            await hub.close()
+
+    asyncio.run(write_rows())
+    listing = request("GET", host.durable(f"instances?instanceIdPrefix={prefix}"))
+    assert listing.status == 200, listing
+    assert sorted(item["instanceId"] for item in listing.json) == [prefix + "deep", prefix + "surrogate"]
+    for suffix in ("deep", "surrogate"):
+        single = request("GET", host.durable(f"instances/{prefix}{suffix}"))
+        assert single.status == 200, single
+    assert request("GET", host.durable("instances")).status == 200

@@ -263,7 +263,7 @@ class Engine:
             if self._storage_trouble(exc, f"an episode of '{instance_id}'"):
                 await self._retry_later(batch, 1.0)  # storage's fault, not the messages': logged once, not as poison
                 return
-            if is_poison(batch):
+            if is_poison(batch, self.poison.threshold):
                 await self.poison.set_aside(instance_id, batch, f"{type(exc).__name__}: {exc}")
                 await self.settler.complete_all(batch)
                 self._changed(instance_id)

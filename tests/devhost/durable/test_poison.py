@@ -56,3 +56,37 @@ def test_storage_queue_writer_keeps_the_record_where_a_person_finds_it(storage_c
     client = QueueClient.from_connection_string(storage_connection, "writerhub-poison")
     texts = [m.content for m in client.peek_messages(max_messages=2)]
     assert json.loads(texts[0]) == {"reason": "r1"} and 0 < len(texts[1]) <= 60_000
+
+
+def test_engine_sets_aside_an_episode_that_keeps_failing() -> None:
+    """Row 4: a message whose episode always fails is not retried forever; its instance fails saying why."""
+    from devhost.durable.history import TERMINAL_STATUSES
+    from tests.devhost.durable.conftest import running_engine
+
+    class BrokenHistoryHub(MemoryTaskHub):
+        """History of one instance cannot be written, as with a key storage refuses."""
+
+        async def append_history(self, instance_id: str, *args: object, **kwargs: object) -> str:
+            if instance_id == "cursed":
+                raise ValueError("the History table refuses this partition key")
+            return await super().append_history(instance_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    set_aside: list[str] = []
+
+    async def keep(queue: str, text: str) -> None:
+        set_aside.append(text)
+
+    async def scenario() -> None:
+        async with running_engine(BrokenHistoryHub("EngineToy")) as h:
+            h.engine.poison.threshold = 2  # the provider's 10 would take minutes of back-off here
+            h.engine.poison.put = keep
+            await h.start("Greeter", {"name": "X", "timeout": 60}, instance_id="cursed")
+            row = await h.wait("cursed", lambda r: r.runtime_status in TERMINAL_STATUSES, within=30)
+            assert row.runtime_status == OrchestrationStatus.Failed
+            assert "set aside a message" in (row.output or "") and "refuses this partition key" in (row.output or "")
+            healthy = await h.start("Greeter", {"name": "Y", "timeout": 60})
+            assert (await h.wait(healthy, lambda r: r.custom_status != "null")).runtime_status == \
+                OrchestrationStatus.Running
+
+    asyncio.run(scenario())
+    assert len(set_aside) == 1 and json.loads(set_aside[0])["instanceId"] == "cursed"

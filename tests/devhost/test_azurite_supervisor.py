@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from azure.data.tables import TableServiceClient
 
-from devhost.azurite import AzuriteProcess, is_listening, start_temporary_azurite
+from devhost.azurite import AzuriteProcess, is_listening
 from devhost.azurite_supervisor import AzuriteSupervisor, RestartPolicy
 from tests.conftest import PROJECT_ROOT
 
 FAST = RestartPolicy(poll_seconds=0.05, backoff_seconds=(0.0, 0.1, 0.2), stable_after_seconds=60.0)
 
-
-@pytest.fixture
-def own_azurite() -> Iterator[AzuriteProcess]:
-    """An Azurite this test may kill."""
-    process = start_temporary_azurite(search_from=PROJECT_ROOT)
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(process.location, ignore_errors=True)
 
 
 async def wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
@@ -37,7 +26,7 @@ async def wait_for(condition: Callable[[], bool], within: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
-def test_killed_azurite_is_restarted_with_its_data(own_azurite: AzuriteProcess,
+def test_killed_azurite_is_restarted(own_azurite: AzuriteProcess,
                                                    caplog: pytest.LogCaptureFixture) -> None:
     """kill -9: one warning line, and the same ports answer again with a working Azurite."""
 

@@ -4,32 +4,19 @@ status says storage is down, the log says it once, and work resumes by itself wh
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devhost.azurite import AzuriteProcess, start_temporary_azurite
-from tests.conftest import PROJECT_ROOT
+from devhost.azurite import AzuriteProcess
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
 from tests.hosts import RunningHost, launch_host, stop_host
 from tests.http_client import poll, request
 
 pytestmark = pytest.mark.faults
 
-
-@pytest.fixture
-def own_azurite() -> Iterator[AzuriteProcess]:
-    """An Azurite of this test's own, to kill and bring back."""
-    process = start_temporary_azurite(search_from=PROJECT_ROOT)
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(process.location, ignore_errors=True)
 
 
 def test_outage_answers_503_then_work_resumes(own_azurite: AzuriteProcess, tmp_path: Path) -> None:

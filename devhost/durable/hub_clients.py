@@ -7,7 +7,7 @@ from typing import Any
 
 from devhost.bounded_cache import ClosingLru
 from devhost.durable.client import DurableClient
-from devhost.durable.taskhub.base import InstanceRow, OutboundMessage, TaskHub
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
 
 # Other hubs named by ``?taskHub=`` keep a client (HTTP sessions, sockets) only while recently used.
 MAX_OTHER_HUB_CLIENTS = 16
@@ -39,6 +39,10 @@ class EnsuredHub:
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
         await self._ensure()
         await self.inner.write_instance(row, replace=replace)
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
+        await self._ensure()
+        return await self.inner.query_instances(query)
 
 
 class HubClients:

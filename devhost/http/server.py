@@ -109,10 +109,16 @@ class Dispatcher:
             raise
         except Exception as exc:
             what = f"{request.method} {request.rel_url.path}"
-            if self.storage is not None and (self.storage.failed(exc, what) or self.storage.lost_writes(exc, what)):
+            if self.storage is not None and (self.storage.failed(exc, what) or (
+                    self._app_hub(request) and self.storage.lost_writes(exc, what))):
                 return storage_unavailable(self.storage)  # the task hub is being re-created: retry shortly
             log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
             return web.Response(status=500)
+
+    def _app_hub(self, request: web.Request) -> bool:
+        """Whether the request addresses the app's own task hub (the one the engine runs)."""
+        named = next((v.strip() for k, v in request.query.items() if k.lower() == "taskhub"), "")
+        return not named or named.lower() == str(getattr(self.durable, "hub_name", "")).lower()
 
     async def _function(self, request: web.Request, fn: LoadedFunction,
                         route_values: Mapping[str, str]) -> web.StreamResponse:

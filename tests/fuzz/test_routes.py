@@ -143,12 +143,12 @@ def requests(draw: st.DrawFn) -> tuple[str, str, str, dict[str, str], bytes | No
 @seed(20261201)
 @settings(max_examples=EXAMPLES, deadline=None, database=None, report_multiple_bugs=False,
           suppress_health_check=list(HealthCheck))
-@given(request=requests())
+@given(generated=requests())
 def test_no_route_fails_on_any_input(fuzz_host: RunningHost, known_ids: list[str], ledger: Ledger,
-                                     request: tuple[str, str, str, dict[str, str], bytes | None, dict[str, str]],
+                                     generated: tuple[str, str, str, dict[str, str], bytes | None, dict[str, str]],
                                      ) -> None:
     """No 5xx but the documented ones, no traceback in any body, whatever the request."""
-    method, template, named_id, query, body, headers = request
+    method, template, named_id, query, body, headers = generated
     named: str | None = None
     if PLACEHOLDER in template:
         named = known_ids[int(named_id[5:])] if named_id in ("known0", "known1", "known2") else named_id

@@ -143,7 +143,8 @@ class Dispatcher:
 def storage_unavailable(storage: StorageHealth) -> web.Response:
     """503 while the task hub's storage cannot be reached, in the extension's error shape."""
     body = {"Message": "The task hub's storage is unavailable; retry later.",
-            "ExceptionMessage": f"Storage cannot be reached: {storage.reason}",
+            "ExceptionMessage": f"Storage cannot be reached: {storage.reason}" if not storage.available
+            else "Storage lost the task hub's last writes; the hub is being re-created.",
             "ExceptionType": "DurableTask.AzureStorage.Storage.DurableTaskStorageException", "StackTrace": None}
     return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 

@@ -21,7 +21,7 @@ run: setup
 	$(PY) -m devhost start
 
 test: setup
-	$(PY) -m pytest -q -m "not fuzz and not faults"
+	$(PY) -m pytest -q -m "not install and not fuzz and not faults"
 
 # The request fuzzer (a few thousand requests) and the fault-injection suite: minutes, so CI runs them apart.
 test-hardening: setup
@@ -32,6 +32,7 @@ test-other-pythons: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 format: setup
 	$(PY) -m ruff format .

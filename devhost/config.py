@@ -16,10 +16,16 @@ from typing import Any
 
 from devhost.durable.taskhub import keys
 from devhost.errors import ConfigError
+from devhost.storage_settings import (
+    DEFAULT_DURABLE_CONNECTION,
+    DEVELOPMENT_STORAGE,
+    StorageConnection,
+    durable_connection_name,
+    resolve_connection,
+)
 
 HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
 DEFAULT_HUB_NAME = "TestHubName"  # what the extension uses locally when hubName is not set
-DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 
 
 @dataclass(frozen=True)
@@ -44,20 +50,36 @@ class DurableSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """How the front end listens and who may call it: Core Tools' ``Host`` section and start flags."""
+
+    address: str | None = None  # Host.LocalHttpAddress; None = loopback
+    cors_origins: tuple[str, ...] | None = None  # Host.CORS; None = no CORS middleware at all
+    cors_credentials: bool = False  # Host.CORSCredentials
+    enable_auth: bool = False  # --enableAuth: keys are checked as in Azure
+    functions: tuple[str, ...] | None = None  # host.json "functions" (--functions): the only ones loaded
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """Everything devhost needs to run one app."""
 
     app_dir: Path
     port: int = 7071
     route_prefix: str = "api"
-    storage_connection: str = DEVELOPMENT_STORAGE
+    storage_connection: str = DEVELOPMENT_STORAGE  # the task hub's connection string; "" if none or identity-based
+    storage: StorageConnection | None = None  # the task hub's connection as resolved; None if no setting holds it
+    webjobs_storage: StorageConnection | None = None  # AzureWebJobsStorage (where --enableAuth keeps keys)
     durable: DurableSettings = field(default_factory=DurableSettings)
     log_level: str = "Information"
     script_file: str = "function_app.py"
     host_json: Mapping[str, Any] = field(default_factory=dict)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def uses_development_storage(self) -> bool:
+        if self.webjobs_storage is not None and self.webjobs_storage.uses_development_storage:
+            return True
         return self.storage_connection.replace(" ", "").lower() == DEVELOPMENT_STORAGE.lower()
 
 
@@ -134,6 +156,13 @@ def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str]) -> di
         if value is None or key in environ:
             continue
         environ[key] = str(value)
+    # Core Tools hands the ConnectionStrings section to the host as ``ConnectionStrings:<name>`` settings.
+    connection_strings = settings.get("ConnectionStrings") or {}
+    if not isinstance(connection_strings, dict):
+        raise ConfigError("local.settings.json: 'ConnectionStrings' must be an object")
+    for name, value in connection_strings.items():
+        if value is not None and f"ConnectionStrings:{name}" not in environ:
+            environ[f"ConnectionStrings:{name}"] = str(value)
     return settings
 
 
@@ -269,13 +298,41 @@ def load_config(
     local_port = _get_ci(local.get("Host") or {}, "LocalHttpPort")
     chosen_port = port if port is not None else _as_int(local_port, 7071, "LocalHttpPort")
     log_level = _path(host_json, "logging", "logLevel", "default") or "Information"
+    storage = resolve_connection(durable_connection_name(host_json), env)
+    http = http_settings(local.get("Host") or {}, host_json)
     return HostConfig(
         app_dir=root,
         port=chosen_port,
         route_prefix="api" if prefix is None else str(prefix).strip("/"),
-        storage_connection=env.get("AzureWebJobsStorage", DEVELOPMENT_STORAGE) or DEVELOPMENT_STORAGE,
+        # No fallback to Azurite: a missing setting is reported when the durable extension needs it.
+        storage_connection=(storage.connection_string or "") if storage else "",
+        storage=storage,
+        webjobs_storage=resolve_connection(DEFAULT_DURABLE_CONNECTION, env),
         durable=durable_settings(host_json, env),
         log_level=str(log_level),
         script_file=env.get("PYTHON_SCRIPT_FILE_NAME", "function_app.py"),
         host_json=host_json,
+        http=http,
+    )
+
+
+def http_settings(host_section: Mapping[str, Any], host_json: Mapping[str, Any]) -> HttpSettings:
+    """``Host.LocalHttpAddress``, ``Host.CORS`` (comma list) and ``Host.CORSCredentials`` as Core Tools reads
+    them, and host.json's ``functions`` allow list (an ``AzureFunctionsJobHost__functions__0`` override
+    arrives as an object keyed by index)."""
+    if not isinstance(host_section, Mapping):
+        raise ConfigError("local.settings.json: 'Host' must be an object")
+    address = _get_ci(host_section, "LocalHttpAddress")
+    cors = _get_ci(host_section, "CORS")
+    origins = tuple(o for o in str(cors).split(",") if o) if cors else None
+    listed = _get_ci(host_json, "functions")
+    if isinstance(listed, Mapping):
+        listed = [v for _, v in sorted(listed.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else 0)]
+    if listed is not None and not isinstance(listed, list):
+        raise ConfigError("host.json: 'functions' must be an array of function names")
+    return HttpSettings(
+        address=str(address).strip() or None if address is not None else None,
+        cors_origins=origins,
+        cors_credentials=_as_bool(_get_ci(host_section, "CORSCredentials"), False),
+        functions=tuple(str(f) for f in listed) if listed is not None else None,
     )

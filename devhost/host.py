@@ -21,12 +21,20 @@ from typing import TYPE_CHECKING, Any
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
+from devhost.http.access import AccessControl
+from devhost.http.cors import CorsPolicy
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
+from devhost.listening import rpc_origin
+from devhost.secrets import host_id
 from devhost.storage_health import StorageHealth, probe_until_back, queue_endpoint
+from devhost.storage_settings import require_durable_storage
 from devhost.worker.invoker import Worker
+from devhost.worker.selection import apply_selection
 
 if TYPE_CHECKING:
+    from devhost.bindings.accounts import StorageAccounts
     from devhost.durable.extension import DurableExtension
+    from devhost.triggers.manager import TriggerManager
 
 log = logging.getLogger("devhost.host")
 
@@ -40,13 +48,18 @@ class Host:
 
     def __init__(self, config: HostConfig, *, hosts: Sequence[str] | None = None) -> None:
         self.config = config
-        self.hosts = list(hosts) if hosts else list(DEFAULT_HOSTS)
+        address = config.http.address
+        self.hosts = list(hosts) if hosts else [address] if address else list(DEFAULT_HOSTS)
         self.worker = Worker(config)
+        self.disabled: list[str] = []
+        self.access: AccessControl | None = None
         self.extension: DurableExtension | None = None
+        self.storage: StorageAccounts | None = None
+        self.triggers: TriggerManager | None = None
         self.azurite: AzuriteProcess | None = None
         self.azurite_supervisor: AzuriteSupervisor | None = None
         self.errors: list[str] = []  # why the host is in the Error state
-        self.storage = StorageHealth()
+        self.storage_health = StorageHealth()  # whether the task hub's storage answers
         self._storage_probe: asyncio.Task[None] | None = None
         self.server: HttpServer | None = None
         self.state = "Default"
@@ -75,41 +88,94 @@ class Host:
         )
         return bool(w.orchestrators or w.activities or w.entities or uses_client)
 
+    @property
+    def needs_storage(self) -> bool:
+        """Whether the app needs Azure Storage: durable functions, storage triggers or storage bindings."""
+        from devhost.bindings.support import STORAGE_OUTPUTS, STORAGE_TRIGGERS
+
+        storage_kinds = STORAGE_TRIGGERS | STORAGE_OUTPUTS
+        return self.needs_durable or any(
+            str(raw.get("type")) in storage_kinds for fn in self.worker.functions.values() for raw in fn.raw_bindings)
+
+    @property
+    def trigger_types(self) -> list[str]:
+        return [str(b.get("type", "")) for fn in self.worker.functions.values() for b in fn.raw_bindings]
+
     async def start(self) -> None:
         """Load the app and start everything; on failure, undo what was started and re-raise."""
         began = time.perf_counter()
         self.state = "Initialized"
         try:
             self.worker.load()
+            self.disabled = apply_selection(self.worker, self.config.http.functions)
             routes = build_route_table(self.worker.http_functions, self.config.route_prefix)
             if self.needs_durable:
-                if self.config.uses_development_storage:
-                    self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
-                    if self.azurite is not None:
-                        self.azurite_supervisor = AzuriteSupervisor(self.azurite, on_give_up=self.fail)
-                        self.azurite_supervisor.start()
-                # Imported only when needed: the storage SDKs cost half a second of startup.
-                from devhost.durable.extension import DurableExtension
-
-                self.extension = DurableExtension(self.config, self.worker)
-                self.worker.client_binding = self.extension.client_binding_json
-                self.extension.engine.health = self.storage
-                self.storage.on_recovery(self.extension.recover)
-                await self.extension.start()
+                # Before Azurite or any storage call: a missing or unsupported setting stops here.
+                storage = require_durable_storage(self.config.host_json, self.config.storage, self.trigger_types)
+                log.info("Task hub storage: %s", storage.describe())
+            cors_policy = (CorsPolicy.build(self.config.http.cors_origins, self.config.http.cors_credentials)
+                           if self.config.http.cors_origins else None)
+            self.access = access = AccessControl(self.config, instance_id=self.instance_id, disabled=self.disabled)
+            if (self.needs_storage or access.needs_storage) and self.config.uses_development_storage:
+                self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
+                if self.azurite is not None:
+                    self.azurite_supervisor = AzuriteSupervisor(self.azurite, on_give_up=self.fail)
+                    self.azurite_supervisor.start()
+            # Keys and the task hub both wait on storage: prepare them side by side. The binding's key is
+            # set before any HTTP function (the only users of the client binding) can run.
+            outcomes = await asyncio.gather(
+                access.prepare(self.worker.http_functions, durable=self.needs_durable), self._start_durable(),
+                return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            if self.extension is not None:
+                self.extension.required_query = str(outcomes[0])
+            self._attach_storage()
+            # Outage handling needs a way to see storage come back: an endpoint to probe.
             endpoint = queue_endpoint(self.config.storage_connection) if self.extension is not None else None
             if endpoint is not None:
-                self._storage_probe = asyncio.create_task(probe_until_back(self.storage, endpoint))
+                self._storage_probe = asyncio.create_task(probe_until_back(self.storage_health, endpoint))
             dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
-                                    storage=self.storage)
+                                    authorizer=access.authorizer, keys=access.key_routes(self.worker.functions),
+                                    admin=self.triggers, storage=self.storage_health if endpoint else None)
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
-            self.server = HttpServer(create_app(dispatcher), hosts=self.hosts, port=self.config.port,
+            self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
             await self.server.start()
+            # Last: a trigger that fires at once may start an orchestration through the HTTP API.
+            assert self.triggers is not None
+            await self.triggers.start()
         except BaseException:
             await self.stop()
             raise
         self.state = "Running"
         log.info("Host started (%dms)", round((time.perf_counter() - began) * 1000))
+
+    async def _start_durable(self) -> None:
+        if not self.needs_durable:
+            return
+        # Imported only when needed: the storage SDKs cost half a second of startup.
+        from devhost.durable.extension import DurableExtension
+
+        self.extension = DurableExtension(self.config, self.worker)
+        self.extension.rpc_origin = rpc_origin(self.hosts, self.config.port)
+        self.worker.client_binding = self.extension.client_binding_json
+        if queue_endpoint(self.config.storage_connection) is not None:  # else nothing could see it come back
+            self.extension.engine.health = self.storage_health
+            self.storage_health.on_recovery(self.extension.recover)
+        await self.extension.start()
+
+    def _attach_storage(self) -> None:
+        """Storage bindings for every function, and the listeners of timer, queue and blob triggers."""
+        from devhost.bindings.accounts import StorageAccounts
+        from devhost.bindings.storage import StorageBindings
+        from devhost.triggers.manager import TriggerManager
+
+        self.storage = StorageAccounts(os.environ)
+        self.worker.storage_bindings = StorageBindings(self.storage)
+        self.triggers = TriggerManager(self.worker, self.storage, self.config.host_json,
+                                       host_id(self.config.app_dir), disabled=self.disabled)
 
     async def stop(self) -> None:
         """Stop in reverse order; safe to call more than once."""
@@ -121,9 +187,15 @@ class Host:
         steps: list[tuple[str, Callable[[], Any]]] = []
         if self.server is not None:
             steps.append(("HTTP server", self.server.stop))
+        if self.triggers is not None:
+            steps.append(("trigger listeners", self.triggers.stop))
         if self.extension is not None:
             steps.append(("durable extension", self.extension.stop))
         steps.append(("worker", self.worker.close))
+        if self.access is not None:
+            steps.append(("secret store", self.access.close))
+        if self.storage is not None:
+            steps.append(("storage clients", self.storage.close))
         for what, step in steps:
             try:
                 await step()
@@ -164,9 +236,9 @@ class Host:
 
     def status(self) -> dict[str, Any]:
         """``GET /admin/host/status``, shaped like the Functions host's HostStatus."""
-        storage_down = self.extension is not None and not self.storage.available
+        storage_down = self.extension is not None and not self.storage_health.available
         status: dict[str, Any] = {
-            "id": _host_id(),
+            "id": host_id(self.config.app_dir),
             "state": "Error" if storage_down and self.state == "Running" else self.state,
             "version": HOST_VERSION,
             "versionDetails": _version_details(),
@@ -178,21 +250,15 @@ class Host:
         }
         errors = list(self.errors)
         if storage_down:
-            errors.append(f"Storage is unreachable: {self.storage.reason}")
+            errors.append(f"Storage is unreachable: {self.storage_health.reason}")
         if errors:
             status["errors"] = errors  # HostStatus.Errors, as the Functions host reports them
         if self.extension is not None:
-            status["storage"] = self.storage.describe()
+            status["storage"] = self.storage_health.describe()
         bundle = next((v for k, v in self.config.host_json.items() if k.lower() == "extensionbundle"), None)
         if isinstance(bundle, dict):
             status["extensionBundle"] = {"id": bundle.get("id"), "version": bundle.get("version")}
         return status
-
-
-def _host_id() -> str:
-    # The host id is derived from the machine name: lower-case, at most 32 characters.
-    name = "".join(c for c in socket.gethostname().lower() if c.isalnum() or c == "-")
-    return (name or "devhost")[:32].rstrip("-")
 
 
 def _version_details() -> str:

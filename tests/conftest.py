@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from devhost.azurite import AzuriteProcess, start_temporary_azurite
-from tests.hosts import RunningHost, launch_host, stop_host
+from tests.host_keys import ALLOWED_ORIGIN, HostKeys, read_host_keys
+from tests.hosts import RunningHost, launch_host, remote_host, stop_host
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,17 +48,63 @@ def storage_connection(azurite: AzuriteProcess) -> str:
     return azurite.connection_string
 
 
+# Fixtures that start hosts or Azurite here: an e2e test using them cannot run against a remote host.
+LOCAL_FIXTURES = frozenset({"storage_connection", "auth_host"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against a remote host (E2E_BASE_URL) only black-box HTTP tests run; the others say why they skip."""
+    if remote_host() is None:
+        return
+    for item in items:
+        marker = item.get_closest_marker("local_only")
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"E2E_BASE_URL is a remote host; this test {marker.args[0]}"))
+        elif "host" in fixtures and "tests/e2e/" not in item.nodeid:
+            item.add_marker(pytest.mark.skip(reason="E2E_BASE_URL is a remote host: only tests/e2e runs against it"))
+        elif LOCAL_FIXTURES & fixtures and "tests/e2e/" in item.nodeid:
+            item.add_marker(pytest.mark.skip(reason="E2E_BASE_URL is a remote host; this test starts its own host"))
+
+
 @pytest.fixture(scope="session")
-def host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
-    """The app running on devhost (or `func start`) against the session's Azurite, on a free port.
+def host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
+    """The app running on devhost (or `func start`) against the session's Azurite, on a free port; or, with
+    E2E_BASE_URL, the host already running there (no Azurite is started then).
 
     One host serves the e2e, browser and conformance suites; they isolate themselves with fresh ids.
     """
+    remote = remote_host()
+    if remote is not None:
+        yield remote
+        return
+    storage_connection = request.getfixturevalue("storage_connection")
     running = launch_host(storage_connection, tmp_path_factory.mktemp("host"))
     try:
         yield running
     finally:
         stop_host(running)
+
+
+@pytest.fixture(scope="session")
+def auth_host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
+    """The app on a host that checks keys (--enableAuth) and allows one CORS origin with credentials.
+
+    One for the session: the auth, CORS, client and browser tests share it with fresh ids.
+    """
+    running = launch_host(storage_connection, tmp_path_factory.mktemp("auth-host"),
+                          extra_args=["--enableAuth", "--cors", ALLOWED_ORIGIN, "--cors-credentials"])
+    try:
+        yield running
+    finally:
+        stop_host(running)
+
+
+@pytest.fixture(scope="session")
+def auth_keys(auth_host: RunningHost) -> HostKeys:
+    """The auth host's keys, read from storage where the Functions host keeps them."""
+    return read_host_keys(auth_host.storage_connection, ["start_orchestration", "confirm_reservation",
+                                                         "select_city", "get_instance_status"])
 
 
 @pytest.fixture(scope="session")

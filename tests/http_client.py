@@ -2,12 +2,15 @@
 
 What is asserted is exactly what went over the wire: status codes, raw header values and body bytes.
 Requests never follow redirects and add no headers of their own beyond `Content-Type` (when a body is
-sent and `content_type` is not None) and the ones a test passes. Error statuses are returned, not raised.
+sent and `content_type` is not None) and the ones a test passes; the one exception is remote mode: a
+request to `E2E_BASE_URL` carries the key the remote host wants (`remote_key`) in `x-functions-key`.
+Error statuses are returned, not raised.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -48,6 +51,17 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
+def remote_key(url: str) -> str | None:
+    """The key a remote host (`E2E_BASE_URL`) wants for `url`: `E2E_SYSTEM_KEY` for the Durable extension's
+    webhooks, `E2E_FUNCTION_KEY` for the app's routes; none for other hosts, for URLs that already carry
+    `code=` (check-status links do) or when the key is not set."""
+    base = os.environ.get("E2E_BASE_URL", "").strip().rstrip("/")
+    if not base or not url.startswith(base + "/") or "code=" in url:
+        return None
+    name = "E2E_SYSTEM_KEY" if "/runtime/webhooks/" in url else "E2E_FUNCTION_KEY"
+    return os.environ.get(name) or None
+
+
 def request(method: str, url: str, body: Any = NO_BODY, *, raw: bytes | None = None,
             content_type: str | None = "application/json", headers: dict[str, str] | None = None,
             timeout: float = 30.0) -> Reply:
@@ -56,6 +70,9 @@ def request(method: str, url: str, body: Any = NO_BODY, *, raw: bytes | None = N
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None and content_type is not None:
         req.add_header("Content-Type", content_type)
+    key = remote_key(url)
+    if key is not None:
+        req.add_header("x-functions-key", key)  # the host reads keys from this header or ?code=
     for name, value in (headers or {}).items():
         req.add_header(name, value)
     try:

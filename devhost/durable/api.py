@@ -91,6 +91,7 @@ class Call:
         self.client = client
         self.hub_name = client.hub.name
         self.connection = connection
+        self.required_query = ""  # the webhook URL's query (code=<system key>), carried by the links
 
     def text(self, name: str) -> str | None:
         return self.query.get(name.lower())
@@ -132,7 +133,7 @@ class Call:
     def check_status_links(self, instance_id: str) -> dict[str, str]:
         """The API's own check-status response: 8 fields, links on the request's host, no rewind link."""
         base = f"{self.request.scheme}://{self.request.host}/runtime/webhooks/durabletask"
-        links = management_urls(base, instance_id, self.hub_name, self.connection)
+        links = management_urls(base, instance_id, self.hub_name, self.connection, self.required_query)
         links.pop("rewindPostUri")
         return links
 
@@ -142,6 +143,7 @@ class DurableApi:
 
     def __init__(self, clients: HubClients) -> None:
         self.clients = clients
+        self.required_query = ""  # set by the host when keys are checked: code=<system key>
 
     async def handle(self, request: web.Request, tail: str, *, rpc: bool) -> web.StreamResponse:
         """Serve one request; ``tail`` is the still-encoded path after the API base (decoded here, once)."""
@@ -156,6 +158,7 @@ class DurableApi:
         except ValueError as exc:
             return error(400, "One or more of the arguments submitted is incorrect", str(exc))
         call = Call(request, segments, query, client, connection)
+        call.required_query = self.required_query
         try:
             return await self.route(call)
         except InstanceExists as exc:

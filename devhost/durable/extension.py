@@ -38,11 +38,23 @@ class DurableExtension:
         self.client = DurableClient(self.hub, self.engine)
         self.clients = HubClients(self.client, self._storage_hub)
         self.api = DurableApi(self.clients)
+        # Set by the host: where the SDK's management calls go (the webhook URL's query lives on the API).
+        self.rpc_origin = f"http://127.0.0.1:{config.port}"
+
+    @property
+    def required_query(self) -> str:
+        """The webhook URL's query (``code=<system key>`` when keys are checked), carried by every link."""
+        return self.api.required_query
+
+    @required_query.setter
+    def required_query(self, value: str) -> None:
+        self.api.required_query = value
 
     def _storage_hub(self, hub_name: str) -> TaskHub:
         from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
 
-        return AzureStorageTaskHub(self.config.storage_connection, hub_name, self.config.durable.partition_count)
+        connection = self.config.storage or self.config.storage_connection
+        return AzureStorageTaskHub(connection, hub_name, self.config.durable.partition_count)
 
     async def start(self) -> None:
         """Create the task hub if needed and start taking work from its queues."""
@@ -68,9 +80,10 @@ class DurableExtension:
         port = self.config.port
         return client_binding_json(
             public_origin=f"http://localhost:{port}",
-            rpc_origin=f"http://127.0.0.1:{port}",
+            rpc_origin=self.rpc_origin,
             task_hub=task_hub or self.hub_name,
             connection_name=connection_name,
+            required_query=self.required_query,
         )
 
     async def handle_api(self, request: web.Request, tail: str, *, rpc: bool) -> web.StreamResponse:

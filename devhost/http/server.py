@@ -7,6 +7,8 @@ request goes; invoking functions is the worker's job and the Durable API is the 
 from __future__ import annotations
 
 import errno
+import ipaddress
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -15,8 +17,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
+from devhost.http import cors
+from devhost.http.admin_keys import KeysRoutes, is_key_route
+from devhost.http.auth import DURABLE_SYSTEM_KEY, Authorizer
 from devhost.http.routes import RouteTable, decode_path, join_prefix
 from devhost.http.validation import InvalidInput, check_durable_request
+from devhost.secrets import AuthLevel
 from devhost.storage_health import RETRY_AFTER_SECONDS, StorageHealth
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
@@ -52,6 +58,10 @@ def api_tail(raw_path: str, decoded_path: str, prefix: str) -> str:
     return decoded_path[len(prefix):].lstrip("/")
 
 
+class AdminInvoker(Protocol):
+    def invoke_by_admin(self, name: str, body: Any) -> None: ...
+
+
 def build_route_table(functions: Sequence[LoadedFunction], route_prefix: str) -> RouteTable[LoadedFunction]:
     """Compile every HTTP function's route (``routePrefix`` applied); a bad template is a load error."""
     table: RouteTable[LoadedFunction] = RouteTable()
@@ -69,11 +79,16 @@ class Dispatcher:
     """Routes one request to status, the Durable API, a function, the homepage, or 404."""
 
     def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
-                 status: Callable[[], Mapping[str, Any]], storage: StorageHealth | None = None) -> None:
+                 status: Callable[[], Mapping[str, Any]], authorizer: Authorizer | None = None,
+                 keys: KeysRoutes | None = None, admin: AdminInvoker | None = None,
+                 storage: StorageHealth | None = None) -> None:
         self.worker = worker
         self.routes = routes
         self.durable = durable
         self.status = status
+        self.auth = authorizer or Authorizer(None)
+        self.keys = keys
+        self.admin = admin
         self.storage = storage
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -81,18 +96,34 @@ class Dispatcher:
         path = decode_path(raw_path)
         lowered = path.lower()
         if lowered == "/admin/host/status" and request.method in ("GET", "HEAD"):
-            return web.json_response(dict(self.status()))
+            refused = await self.auth.route_gate(request, AuthLevel.ADMIN)
+            return refused or web.json_response(dict(self.status()))
         if lowered == "/admin/host/ping" and request.method in ("GET", "POST", "HEAD"):
             return web.Response(status=200)
+        if self.keys is not None and is_key_route(path):
+            return await self.keys.handle(request, path)
+        if lowered.startswith("/admin/functions/") and request.method == "POST":
+            return await self._admin_invoke(request, path[len("/admin/functions/"):])
         for prefix, rpc in ((WEBHOOK_PREFIX, False), (RPC_PREFIX, True)):
             if lowered == prefix or lowered.startswith(prefix + "/"):
-                return await self._durable(request, api_tail(raw_path, path, prefix), rpc)
+                refused = await self._durable_gate(request, rpc)
+                return refused or await self._durable(request, api_tail(raw_path, path, prefix), rpc)
         match = self.routes.match(request.method, path)
         if match is None:
             if path in ("", "/") and request.method in ("GET", "HEAD"):
                 return web.Response(text=HOMEPAGE, content_type="text/html")
             return web.Response(status=404)
-        return await self._function(request, match.target, match.values)
+        refused = await self.auth.function_gate(request, match.target)
+        return refused or await self._function(request, match.target, match.values)
+
+    async def _durable_gate(self, request: web.Request, rpc: bool) -> web.Response | None:
+        """The webhooks need the durabletask_extension system key (or the master key). The RPC path needs
+        no key but, like the extension's own listener on 127.0.0.1, only callers on this machine reach it."""
+        if not rpc:
+            return await self.auth.route_gate(request, AuthLevel.SYSTEM, DURABLE_SYSTEM_KEY)
+        if self.auth.enabled and not from_this_machine(request):
+            return web.Response(status=404)
+        return None
 
     async def _durable(self, request: web.Request, tail: str, rpc: bool) -> web.StreamResponse:
         if self.durable is None:
@@ -120,6 +151,25 @@ class Dispatcher:
         named = next((v.strip() for k, v in request.query.items() if k.lower() == "taskhub"), "")
         return not named or named.lower() == str(getattr(self.durable, "hub_name", "")).lower()
 
+    async def _admin_invoke(self, request: web.Request, name: str) -> web.StreamResponse:
+        """``POST /admin/functions/{name}`` with ``{"input": "..."}``: 202 once the run has started."""
+        from devhost.triggers.manager import AdminInvocationError
+
+        refused = await self.auth.route_gate(request, AuthLevel.ADMIN)  # the master key, when keys are checked
+        if refused is not None:
+            return refused
+        if self.admin is None or not name or "/" in name:
+            return web.Response(status=404)
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return web.json_response({"error": 'the body must be JSON like {"input": "..."}'}, status=400)
+        try:
+            self.admin.invoke_by_admin(name, body)
+        except AdminInvocationError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.Response(status=202)
+
     async def _function(self, request: web.Request, fn: LoadedFunction,
                         route_values: Mapping[str, str]) -> web.StreamResponse:
         data = HttpRequestData.build(
@@ -134,6 +184,10 @@ class Dispatcher:
             response = await self.worker.invoke_http(fn, data)
             return to_web_response(response)
         except FunctionInvocationError:
+            refusal = self.worker.refusals.get(fn.name)
+            if refusal is not None:  # a function devhost cannot run says why, instead of a bare 500
+                return web.json_response({"error": f"function '{fn.name}' cannot run on devhost: {refusal}"},
+                                         status=501)
             return web.Response(status=500)  # already logged by the worker; the host exposes nothing
         except Exception:
             log.exception("Writing the response of 'Functions.%s' failed", fn.name)
@@ -158,8 +212,29 @@ def to_web_response(data: HttpResponseData) -> web.Response:
     return web.Response(status=data.status, headers=headers, body=data.body or None)
 
 
-def create_app(dispatcher: Dispatcher) -> web.Application:
+def from_this_machine(request: web.Request) -> bool:
+    """Whether the caller runs on this machine: it connected from loopback, or from the very address it
+    connected to (a process here calling the machine's own network address)."""
+    transport = request.transport
+    if transport is None:
+        return False
+    peer, local = transport.get_extra_info("peername"), transport.get_extra_info("sockname")
+    if not peer or not local:
+        return False
+    try:
+        caller = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        own = ipaddress.ip_address(str(local[0]).split("%")[0])
+    except ValueError:
+        return False
+    caller = getattr(caller, "ipv4_mapped", None) or caller
+    own = getattr(own, "ipv4_mapped", None) or own
+    return caller.is_loopback or caller == own
+
+
+def create_app(dispatcher: Dispatcher, cors_policy: cors.CorsPolicy | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
+    if cors_policy is not None:
+        cors.install(app, cors_policy)
     app.router.add_route("*", "/{tail:.*}", dispatcher.handle)
     return app
 

@@ -20,10 +20,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from azure.functions import meta
 
+from devhost.bindings.expressions import json_properties
+from devhost.bindings.support import STORAGE_BINDINGS, STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
 from devhost.errors import FunctionInvocationError, FunctionNotFoundError
 from devhost.worker import bindings
@@ -36,8 +38,15 @@ log = logging.getLogger("devhost.worker")
 
 HTTP_REASON = "This function was programmatically called via the host APIs."
 NULL_REASON = "(null)"  # what the host prints for durable triggers
-SUPPORTED_TRIGGERS = {"httpTrigger", "orchestrationTrigger", "activityTrigger", "entityTrigger"}
-SUPPORTED_INPUTS = {"durableClient"}
+
+
+class StorageBindingProvider(Protocol):
+    """Reads storage inputs and writes storage outputs (devhost.bindings.storage.StorageBindings)."""
+
+    async def read_input(self, raw: Mapping[str, Any], pytype: Any, data: Mapping[str, Any]) -> meta.Datum: ...
+
+    async def write_output(self, raw: Mapping[str, Any], datum: meta.Datum, data: Mapping[str, Any]) -> None: ...
+
 
 # The invocation id of the code running now, for log correlation in async code (sync code has the
 # worker's thread-local, ``context.thread_local_storage.invocation_id``).
@@ -63,6 +72,9 @@ class Worker:
         self.activities: dict[str, LoadedFunction] = {}
         self.entities: dict[str, LoadedFunction] = {}
         self.http_functions: list[LoadedFunction] = []
+        # Set by the host: storage inputs and outputs. Functions devhost cannot run, with the reason.
+        self.storage_bindings: StorageBindingProvider | None = None
+        self.refusals: dict[str, str] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._user_loop: UserCodeLoop | None = None
 
@@ -77,8 +89,12 @@ class Worker:
         self.orchestrators = _by_durable_name(loaded, "orchestrationTrigger")
         self.activities = _by_durable_name(loaded, "activityTrigger")
         self.entities = _by_durable_name(loaded, "entityTrigger")
+        self.refusals = {}
         for fn in loaded:
-            _warn_unsupported(fn)
+            reason = unsupported_reason(fn.trigger_type, fn.raw_bindings)
+            if reason is not None:
+                self.refusals[fn.name] = reason
+                log.warning("Function '%s' cannot run on devhost: %s. Invoking it fails.", fn.name, reason)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="worker-sync")
         if self._user_loop is None:
@@ -89,7 +105,12 @@ class Worker:
 
     async def invoke_http(self, fn: LoadedFunction, request: HttpRequestData) -> HttpResponseData:
         """Run an HTTP-triggered function; raises FunctionInvocationError when it fails."""
-        result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON)
+        # Binding expressions see a JSON body's properties, the query and the route values, as in the host;
+        # the body is only parsed for functions with storage bindings.
+        binding_data: dict[str, Any] = {}
+        if any(raw.get("type") in STORAGE_BINDINGS for raw in fn.raw_bindings):
+            binding_data = {**json_properties(request.body), **request.query, **request.route_params}
+        result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON, binding_data=binding_data)
         if fn.return_type is not None and fn.return_type.binding_type == bindings.HTTP_OUTPUT:
             return HttpResponseData.from_datum(result)
         http_out = next((outputs[n] for n, i in fn.output_types.items()
@@ -116,6 +137,12 @@ class Worker:
         result, _ = await self._invoke(fn, datum, reason=NULL_REASON)
         return None if result is None or result.value is None else _json_text(result)
 
+    async def invoke_trigger(self, fn: LoadedFunction, trigger: meta.Datum, *, reason: str,
+                             metadata: Mapping[str, meta.Datum] | None = None,
+                             binding_data: Mapping[str, Any] | None = None) -> None:
+        """Run a timer-, queue- or blob-triggered function; raises FunctionInvocationError when it fails."""
+        await self._invoke(fn, trigger, reason=reason, trigger_metadata=metadata, binding_data=binding_data)
+
     async def close(self) -> None:
         """Shut down the sync thread pool and the Durable SDK's global aiohttp session."""
         if self._executor is not None:
@@ -129,15 +156,20 @@ class Worker:
 
     # -- the invocation itself ------------------------------------------------------------------
 
-    async def _invoke(self, fn: LoadedFunction, trigger: meta.Datum, *,
-                      reason: str) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
+    async def _invoke(self, fn: LoadedFunction, trigger: meta.Datum, *, reason: str,
+                      trigger_metadata: Mapping[str, meta.Datum] | None = None,
+                      binding_data: Mapping[str, Any] | None = None,
+                      ) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
         invocation_id = str(uuid.uuid4())
         flog = logging.getLogger(f"Function.{fn.name}")
         flog.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
         started = time.perf_counter()
         token = current_invocation_id.set(invocation_id)
         try:
-            outcome = await self._call(fn, invocation_id, trigger)
+            refusal = self.refusals.get(fn.name)
+            if refusal is not None:
+                raise UnsupportedFunctionError(refusal)
+            outcome = await self._call(fn, invocation_id, trigger, trigger_metadata or {}, binding_data or {})
         except Exception as exc:
             elapsed = round((time.perf_counter() - started) * 1000)
             message = _exception_message(exc)
@@ -152,15 +184,16 @@ class Worker:
         flog.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
         return outcome
 
-    async def _call(self, fn: LoadedFunction, invocation_id: str,
-                    trigger: meta.Datum) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
+    async def _call(self, fn: LoadedFunction, invocation_id: str, trigger: meta.Datum,
+                    trigger_metadata: Mapping[str, meta.Datum],
+                    binding_data: Mapping[str, Any]) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
+        raw_by_name = {str(raw.get("name")): raw for raw in fn.raw_bindings}
         args: dict[str, Any] = {}
         for param, info in fn.input_types.items():
             datum = self._input_datum(fn, info.binding, trigger)
             if datum is None:
-                args[param] = None  # an input binding devhost cannot provide (warned at load)
-                continue
-            args[param] = bindings.decode(info.binding_type, datum, trigger_metadata={})
+                datum = await self._storage().read_input(raw_by_name[info.binding.name], info.pytype, binding_data)
+            args[param] = bindings.decode(info.binding_type, datum, trigger_metadata=trigger_metadata)
         if fn.requires_context:
             args["context"] = Context(fn.name, fn.directory, invocation_id)
         outs: dict[str, Out[Any]] = {name: Out() for name in fn.output_types}
@@ -187,8 +220,20 @@ class Worker:
         ret = None
         if fn.return_type is not None:
             ret = bindings.encode(fn.return_type.binding_type, result, pytype=fn.return_type.pytype)
+        # Storage outputs are written once the function has succeeded, as the host flushes them.
+        storage_writes = [(raw_by_name[name], datum) for name, datum in outputs.items()
+                          if raw_by_name[name].get("type") in STORAGE_OUTPUTS]
+        if ret is not None and raw_by_name.get("$return", {}).get("type") in STORAGE_OUTPUTS:
+            storage_writes.append((raw_by_name["$return"], ret))
+        for raw, datum in storage_writes:
+            await self._storage().write_output(raw, datum, binding_data)
         sys.stdout.flush()  # as the worker does, so print() output shows up promptly
         return ret, outputs
+
+    def _storage(self) -> StorageBindingProvider:
+        if self.storage_bindings is None:
+            raise RuntimeError("no storage binding provider is attached to the worker")
+        return self.storage_bindings
 
     def _input_datum(self, fn: LoadedFunction, binding: Any, trigger: meta.Datum) -> meta.Datum | None:
         if binding is fn.trigger or binding.name == fn.trigger.name:
@@ -200,6 +245,10 @@ class Worker:
                                           getattr(binding, "connection_name", None))
             return meta.Datum(payload, "string")
         return None
+
+
+class UnsupportedFunctionError(RuntimeError):
+    """The function uses a trigger or binding devhost cannot run (listed at start)."""
 
 
 def _run_sync(invocation_id: str, function: Callable[..., Any], args: Mapping[str, Any]) -> Any:
@@ -264,21 +313,6 @@ def _thread_count() -> int | None:
         log.warning("PYTHON_THREADPOOL_THREAD_COUNT must be at least 1. Reverting to the default")
         return None
     return count
-
-
-def _warn_unsupported(fn: LoadedFunction) -> None:
-    if fn.trigger_type not in SUPPORTED_TRIGGERS:
-        log.warning("Function '%s': devhost does not run %s triggers; it is listed but never invoked.",
-                    fn.name, fn.trigger_type)
-    for info in fn.input_types.values():
-        binding = info.binding
-        if binding.name != fn.trigger.name and binding.type not in SUPPORTED_INPUTS:
-            log.warning("Function '%s': devhost cannot provide %s input '%s'; it receives None.",
-                        fn.name, binding.type, binding.name)
-    for name, info in fn.output_types.items():
-        if info.binding.type != bindings.HTTP_OUTPUT:
-            log.warning("Function '%s': devhost has no %s output binding; values set on '%s' are dropped.",
-                        fn.name, info.binding.type, name)
 
 
 async def close_durable_client_session() -> None:

@@ -73,4 +73,4 @@ def replay(indexed_functions: dict[str, func.Function]) -> Iterator[Replay]:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register this directory's marker here, so the shared pytest configuration stays untouched."""
-    config.addinivalue_line("markers", "deploy: builds a fresh venv from requirements.txt (needs PyPI, ~30 s)")
+    config.addinivalue_line("markers", "deploy: builds the deployment zip with its Linux packages (needs PyPI, ~30 s)")

@@ -1,29 +1,36 @@
-"""Deployability: the app imports and indexes in a fresh environment holding only requirements.txt.
+"""Deployability: the deployment zip (``python -m devhost pack --build-local``), unpacked into an empty
+folder, imports and indexes every function in a fresh interpreter with nothing else on its path.
 
-Only the files Core Tools would publish (everything `.funcignore` does not exclude) are copied, so a
-module that is missing from the package, or a dependency that only the dev environment has, fails here.
-Select it alone with `pytest -m deploy`, or leave it out with `-m "not deploy"`; it needs PyPI.
+The zip holds what `func pack` would upload (everything `.funcignore` lets through, by Core Tools'
+rules) plus `.python_packages/lib/site-packages` installed for Linux from requirements.txt, where the
+Python worker finds it in Azure. So a module missing from the package, or a dependency that only the
+dev environment has, fails here. Select it alone with `pytest -m deploy`, or leave it out with
+`-m "not deploy"`; it needs PyPI.
 """
 
-import fnmatch
 import json
 import os
-import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devhost.cli import main
+from devhost.pack import SITE_PACKAGES
 from tests.app.expected_functions import ACTIVITIES, ALL_FUNCTIONS, HTTP_FUNCTIONS, ORCHESTRATORS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+# The worker puts the app root and .python_packages/lib/site-packages on the path; nothing else is there.
 INDEX_SCRIPT = """
 import json
 import sys
 
+root = sys.argv[1]
+sys.path[:0] = [root, root + "/.python_packages/lib/site-packages"]
 import function_app
 
 functions = []
@@ -31,39 +38,15 @@ for function in function_app.app.get_functions():
     functions.append({"name": function.get_function_name(), **json.loads(function.get_function_json())})
 print(json.dumps({
     "functions": functions,
+    "path": sys.path,
     "foreignModules": sorted(m for m in sys.modules if m.split(".")[0] in ("devhost", "tests")),
 }))
 """
 
 
-def funcignore_patterns() -> list[str]:
-    """The `.funcignore` patterns (gitignore-like; matched here against each path component)."""
-    lines = (PROJECT_ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()
-    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
-
-
-def copy_publishable_files(target: Path) -> list[str]:
-    """Copy what `func azure functionapp publish` would upload; return the relative paths copied."""
-    patterns = funcignore_patterns()
-    copied: list[str] = []
-    for directory, subdirs, files in os.walk(PROJECT_ROOT):
-        relative_dir = Path(directory).relative_to(PROJECT_ROOT)
-        subdirs[:] = [d for d in subdirs if not any(fnmatch.fnmatch(d, p) for p in patterns)]
-        for name in files:
-            if any(fnmatch.fnmatch(name, p) for p in patterns):
-                continue
-            relative = relative_dir / name
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / relative, target / relative)
-            copied.append(relative.as_posix())
-    return copied
-
-
 def run(command: list[str], cwd: Path, timeout: float) -> str:
-    """Run `command` with no trace of the dev environment; fail the test with its output on error."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}}
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    """Run ``command`` with an empty environment; fail the test with its output on error."""
+    env = {"PATH": os.environ.get("PATH", "")}
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -71,24 +54,26 @@ def run(command: list[str], cwd: Path, timeout: float) -> str:
 
 
 @pytest.mark.deploy
-def test_app_indexes_from_a_clean_environment(tmp_path: Path) -> None:
-    """A fresh venv with only requirements.txt imports function_app and indexes every expected function."""
-    app_dir = tmp_path / "app"
-    copied = copy_publishable_files(app_dir)
-    assert "function_app.py" in copied and "host.json" in copied and "requirements.txt" in copied
-    assert not any(path.startswith(("tests/", "devhost/", ".venv/")) for path in copied)
+def test_app_indexes_from_the_deployment_package(tmp_path: Path) -> None:
+    """The --build-local zip, unpacked, indexes every expected function in an interpreter without site-packages."""
+    package = tmp_path / "app.zip"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"  # wheels this interpreter can import
+    assert main(["pack", "--app-dir", str(PROJECT_ROOT), "--output", str(package), "--build-local",
+                 "--python-version", version]) == 0
+    app_dir = tmp_path / "wwwroot"
+    with zipfile.ZipFile(package) as archive:
+        names = archive.namelist()
+        archive.extractall(app_dir)
+    assert "function_app.py" in names and "host.json" in names and "requirements.txt" in names
+    assert not any(name.startswith(("tests/", "devhost/", ".venv/", "infra/")) for name in names)
+    assert any(name.startswith(f"{SITE_PACKAGES}/azure/durable_functions/") for name in names)
 
-    venv = tmp_path / "venv"
-    # No pip inside the venv: bootstrapping it (ensurepip) takes longer than the install itself. The
-    # test environment's pip installs into the venv through --python, so the venv ends up holding only
-    # the requirements and what they pull in.
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, timeout=60)
-    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "-r", "requirements.txt"]
-    run(install, app_dir, timeout=240)
-    report: dict[str, Any] = json.loads(run([str(python), "-c", INDEX_SCRIPT], app_dir, timeout=60))
+    # -I: no PYTHON* variables, no user site, no script folder; -S: not even this venv's site-packages.
+    report: dict[str, Any] = json.loads(run([sys.executable, "-I", "-S", "-c", INDEX_SCRIPT, str(app_dir)],
+                                            tmp_path, timeout=120))
 
     assert report["foreignModules"] == []
+    assert [p for p in report["path"] if "site-packages" in p and not p.startswith(str(app_dir))] == []
     functions = {entry["name"]: entry for entry in report["functions"]}
     assert ALL_FUNCTIONS <= set(functions)
     durable = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,15 +88,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="package")
-def browser_context(browser: Browser, host: RunningHost) -> Iterator[BrowserContext]:
-    """One context for the session (a new one per test costs ~0.4 s); the page keeps no state in it."""
-    context = browser.new_context(base_url=host.base_url)
+@contextmanager
+def open_context(browser: Browser, base_url: str) -> Iterator[BrowserContext]:
+    """A browser context on ``base_url`` with the suite's timeouts, closed on exit."""
+    context = browser.new_context(base_url=base_url)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     try:
         yield context
     finally:
         context.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context(browser: Browser, host: RunningHost) -> Iterator[BrowserContext]:
+    """One context for the session (a new one per test costs ~0.4 s); the page keeps no state in it."""
+    with open_context(browser, host.base_url) as context:
+        yield context
 
 
 @pytest.fixture

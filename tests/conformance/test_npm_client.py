@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,11 +85,12 @@ def ensure_node_modules() -> None:
         pytest.skip(f"`npm ci` for tests/conformance/node failed, npm registry unavailable?\n{done.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def node(host: RunningHost) -> Iterator[NodeClient]:
+@contextmanager
+def node_client(host: RunningHost, required_query: str = "") -> Iterator[NodeClient]:
+    """A node client.js process with the binding devhost gives functions (``required_query``: code=...)."""
     ensure_node_modules()
     binding = json.loads(client_binding_json(public_origin=host.base_url, rpc_origin=f"http://127.0.0.1:{host.port}",
-                                             task_hub=host.hub_name))
+                                             task_hub=host.hub_name, required_query=required_query))
     env = {**os.environ, "WEBSITE_HOSTNAME": f"localhost:{host.port}"}
     process = subprocess.Popen(["node", str(NODE_DIR / "client.js"), json.dumps(binding)], cwd=NODE_DIR, env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -104,6 +106,12 @@ def node(host: RunningHost) -> Iterator[NodeClient]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def node(host: RunningHost) -> Iterator[NodeClient]:
+    with node_client(host) as client:
+        yield client
 
 
 def date(moment: datetime) -> dict[str, str]:

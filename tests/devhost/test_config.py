@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devhost.config import DEVELOPMENT_STORAGE, load_config, parse_timespan
+from devhost.config import load_config, parse_timespan
 from devhost.errors import ConfigError
 
 
@@ -26,7 +26,8 @@ def test_defaults_for_a_minimal_app(tmp_path: Path) -> None:
     """A bare host.json gives Core Tools' defaults."""
     config = load_config(make_app(tmp_path / "app"), environ={})
     assert (config.port, config.route_prefix, config.script_file) == (7071, "api", "function_app.py")
-    assert config.storage_connection == DEVELOPMENT_STORAGE and config.uses_development_storage
+    # No storage setting: nothing falls back to Azurite (the host refuses to start a durable app).
+    assert config.storage is None and config.storage_connection == "" and not config.uses_development_storage
     assert config.durable.hub_name == "TestHubName" and config.log_level == "Information"
 
 
@@ -36,6 +37,17 @@ def test_local_settings_are_exported_but_environment_wins(tmp_path: Path) -> Non
     environ = {"B": "from-env"}
     load_config(app, environ=environ)
     assert environ == {"A": "from-file", "B": "from-env", "D": "5"}
+
+
+def test_connection_strings_section_holds_the_storage_connection(tmp_path: Path) -> None:
+    """local.settings.json ``ConnectionStrings`` become ``ConnectionStrings:<name>``, where the host looks first."""
+    settings = {"Values": {}, "ConnectionStrings": {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}}
+    app = make_app(tmp_path / "app", settings=settings)
+    environ: dict[str, str] = {}
+    config = load_config(app, environ=environ)
+    assert environ == {"ConnectionStrings:AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    assert config.storage is not None and config.storage.setting == "ConnectionStrings:AzureWebJobsStorage"
+    assert config.uses_development_storage
 
 
 def test_host_json_overrides_from_environment_and_settings(tmp_path: Path) -> None:

@@ -59,6 +59,7 @@ def storage_state(connection: str, hub_name: str, instance_id: str) -> str:
 
 
 @pytest.mark.skipif(os.environ.get("E2E_HOST", "devhost") != "devhost", reason="kills the devhost process")
+@pytest.mark.local_only("kills and restarts the host process and writes into its task hub")
 def test_kill_nine_and_restart(storage_connection: str, tmp_path: Path) -> None:
     """20 instances in flight survive kill -9; events raised while down are delivered; no duplicate rows."""
     first = launch_host(storage_connection, tmp_path, extra_env=SHORT_LEASES)

@@ -7,9 +7,13 @@ import time
 from collections.abc import Callable
 
 import azure.durable_functions as df
+import pytest
 
 from devhost.durable.client_binding import client_binding_json
 from tests.hosts import RunningHost
+
+# In Azure the binding's rpcBaseUrl is a loopback endpoint inside the app, out of a test's reach.
+pytestmark = pytest.mark.local_only("gives Microsoft's client devhost's binding and its RPC endpoint")
 
 
 def sdk_client(host: RunningHost) -> df.DurableOrchestrationClient:

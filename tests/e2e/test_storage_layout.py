@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
@@ -12,6 +13,8 @@ from azure.storage.queue import QueueServiceClient
 from tests.e2e.flows import start, wait_for_custom, wait_until_finished
 from tests.hosts import RunningHost
 from tests.http_client import request
+
+pytestmark = pytest.mark.local_only("reads the task hub's tables, queues and blobs in storage")
 
 
 def test_tables_queues_and_rows(host: RunningHost) -> None:

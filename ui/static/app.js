@@ -64,6 +64,14 @@ async function postJson(path, body) {
   } catch (error) {
     throw new ApiError(`The app could not be reached: ${error.message}`);
   }
+  if (response.status === 401) {
+    // The host refused the key (or its absence); the body is empty, so say what the user can do.
+    throw new ApiError(
+      functionKey
+        ? "The function key in this page's address was refused. (HTTP 401)"
+        : "This app needs a function key: open the page as /api/ui/?code=<function key>. (HTTP 401)",
+    );
+  }
   if (!response.ok) {
     throw new ApiError(`${await errorText(response)} (HTTP ${response.status})`);
   }

@@ -7,8 +7,9 @@ by what it stores: ``storage_queues``, ``storage_history`` (sentinel and batches
 
 One service client per storage service, created once; because on two cores the Python-side cost of each
 storage call matters as much as the number of calls, the per-message and per-episode calls go through
-``rest`` and ``table_batch`` on one transport per hub (``storage_http``): a lean signed aiohttp session
-for Shared Key accounts, else the SDK clients' own pipelines. The rare calls use the SDK methods.
+``rest`` and ``table_batch`` on one transport per hub (``storage_http``): a lean aiohttp session
+for Shared Key accounts and identity-based connections (bearer tokens), else the SDK clients' own
+pipelines. The rare calls use the SDK methods.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from devhost.durable.taskhub.storage_http import QueueEndpoint, SdkPipeline, Tab
 from devhost.durable.taskhub.storage_instances import InstancesTable, build_instance_filter
 from devhost.durable.taskhub.storage_queues import StorageQueues
 from devhost.errors import TaskHubError
+from devhost.storage_clients import open_service_clients
+from devhost.storage_settings import StorageConnection
 
 __all__ = ["AzureStorageTaskHub", "build_instance_filter", "quiet_azure_logging"]
 
@@ -77,28 +80,24 @@ def _local_transport() -> AioHttpTransport:
 class AzureStorageTaskHub:
     """A task hub in Azure Storage; see ``devhost.durable.taskhub.base.TaskHub`` for the contract.
 
-    ``lean_http`` False keeps every hot call on the SDK pipelines, as SAS and token credentials do.
+    ``lean_http`` False keeps every hot call on the SDK pipelines, as SAS credentials do.
     """
 
-    def __init__(self, connection_string: str, hub_name: str, partition_count: int = 4, *,
+    def __init__(self, connection: str | StorageConnection, hub_name: str, partition_count: int = 4, *,
                  lean_http: bool = True) -> None:
         keys.check_hub(hub_name, partition_count)
         quiet_azure_logging()
         self.name = hub_name
         self.partition_count = partition_count
-        self._table_service = TableServiceClient.from_connection_string(
-            connection_string, transport=_local_transport(), **_TABLE_RETRY
-        )
-        self._queue_service = QueueServiceClient.from_connection_string(
-            connection_string, transport=_local_transport(), **_STORAGE_RETRY
-        )
-        self._blob_service = BlobServiceClient.from_connection_string(
-            connection_string, transport=_local_transport(), **_STORAGE_RETRY
-        )
-        # The hot calls go on one lean aiohttp session signed with the account key; without a key
-        # (SAS/token) there is none and they stay on the SDK pipelines.
+        # A connection string, or identity-based settings (service URIs and a token credential).
+        services = open_service_clients(connection, _local_transport, _TABLE_RETRY, _STORAGE_RETRY)
+        self._table_service: TableServiceClient = services[0]
+        self._queue_service: QueueServiceClient = services[1]
+        self._blob_service: BlobServiceClient = services[2]
+        # The hot calls go on one lean aiohttp session, signed with the account key or carrying a bearer
+        # token; with a SAS there is none and they stay on the SDK pipelines.
         self._http = (
-            storage_http.for_clients(connection_string, self._table_service, self._queue_service)
+            storage_http.for_clients(connection, self._table_service, self._queue_service)
             if lean_http else None
         )
 

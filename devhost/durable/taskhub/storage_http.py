@@ -7,10 +7,11 @@ for a plain aiohttp request to the same Azurite. The calls themselves are simple
 module signs them with the account key (the same StringToSign the SDK's ``SharedKeyCredentialPolicy``
 builds; tests cross-check it) and sends them on one long-lived keep-alive session.
 
-Only accounts with a key get this path. SAS and token credentials (and anything this module does not
-recognise) keep going through the SDK clients' own pipelines (``SdkPipeline``). The task hub picks one
-``Transport`` per service when it is built and hands it, with the URL it serves, to ``rest`` and
-``table_batch`` as a ``QueueEndpoint`` or ``TableEndpoint``.
+Accounts with a key get this path, and so do identity-based connections: then each request carries a
+bearer token from ``devhost.storage_clients.BearerTokens`` instead of a signature. SAS credentials (and
+anything this module does not recognise) keep going through the SDK clients' own pipelines
+(``SdkPipeline``). The task hub picks one ``Transport`` per service when it is built and hands it, with
+the URL it serves, to ``rest`` and ``table_batch`` as a ``QueueEndpoint`` or ``TableEndpoint``.
 """
 
 from __future__ import annotations
@@ -23,13 +24,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote
 
 import aiohttp
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.core.rest import HttpRequest
 from yarl import URL
+
+if TYPE_CHECKING:
+    from devhost.storage_clients import BearerTokens
+    from devhost.storage_settings import StorageConnection
 
 # The well-known development storage account (public; the same in every Azurite and emulator install).
 DEV_ACCOUNT_NAME = "devstoreaccount1"
@@ -180,13 +185,17 @@ class Reply:
 
 
 class StorageHttp:
-    """One keep-alive aiohttp session per task hub, signing each request with the account key."""
+    """One keep-alive aiohttp session per task hub, signing each request with the account key, or with
+    ``tokens`` (identity-based connections) sending a bearer token instead."""
 
-    def __init__(self, account: StorageAccount, queue_version: str, table_version: str) -> None:
+    def __init__(
+        self, account: StorageAccount, queue_version: str, table_version: str, tokens: BearerTokens | None = None
+    ) -> None:
         self.account = account
         self.queue_version = queue_version
         self.table_version = table_version
         self._key = base64.b64decode(account.key)
+        self._tokens = tokens  # identity-based: bearer tokens instead of Shared Key signatures
         self._session: aiohttp.ClientSession | None = None
         self._date_second = -1
         self._date_text = ""
@@ -224,7 +233,8 @@ class StorageHttp:
         return session
 
     def signed_headers(
-        self, method: str, url: str | URL, headers: Mapping[str, str], body: bytes, *, table: bool
+        self, method: str, url: str | URL, headers: Mapping[str, str], body: bytes, *, table: bool,
+        bearer: str | None = None,
     ) -> dict[str, str]:
         """The request's headers plus x-ms-version, x-ms-date and Authorization (names lower-case)."""
         # The path and query as aiohttp puts them on the wire: yarl requotes them (``%27`` becomes
@@ -235,6 +245,9 @@ class StorageHttp:
         signed["x-ms-date"] = self._http_date()
         if body:
             signed["content-length"] = str(len(body))
+        if bearer is not None:
+            signed["authorization"] = f"Bearer {bearer}"
+            return signed
         path, query = target.raw_path, target.raw_query_string
         if table:
             string_to_sign = table_string_to_sign(self.account.name, method, path, query, signed)
@@ -256,8 +269,9 @@ class StorageHttp:
         attempt = 0
         while True:
             session = self._session_for_loop()
-            # Signed per attempt: x-ms-date must stay fresh across retries.
-            signed = self.signed_headers(method, target, headers, body, table=table)
+            # Signed per attempt: x-ms-date (and the token) must stay fresh across retries.
+            bearer = await self._tokens.token() if self._tokens is not None else None
+            signed = self.signed_headers(method, target, headers, body, table=table, bearer=bearer)
             try:
                 async with session.request(method, target, headers=signed, data=body or None) as response:
                     content = await response.read()
@@ -279,13 +293,26 @@ class StorageHttp:
             self._session = None
 
 
-def for_clients(connection_string: str, table_service: Any, queue_service: Any) -> StorageHttp | None:
+def for_clients(
+    connection: str | StorageConnection, table_service: Any, queue_service: Any
+) -> StorageHttp | None:
     """A lean client for the SDK service clients' account, or None to keep them on the SDK pipeline.
 
-    None unless the connection string carries an account key and its endpoints are the ones the SDK
-    clients use (then the URLs built from the SDK clients are signed for the right account).
+    None unless the connection string carries an account key, or the connection is identity-based, and
+    its endpoints are the ones the SDK clients use (then the URLs built from the SDK clients are signed
+    for the right account).
     """
-    account = parse_connection_string(connection_string)
+    if not isinstance(connection, str) and connection.connection_string is None:
+        from devhost.storage_clients import BearerTokens, credential_for
+
+        assert connection.credential is not None and connection.blob_uri and connection.queue_uri
+        assert connection.table_uri
+        account = StorageAccount("", "", connection.blob_uri, connection.queue_uri, connection.table_uri)
+        tokens = BearerTokens(credential_for(connection.credential))
+    else:
+        text = connection if isinstance(connection, str) else connection.connection_string or ""
+        parsed = parse_connection_string(text)
+        account, tokens = parsed, None
     if account is None:
         return None
     if (
@@ -293,7 +320,7 @@ def for_clients(connection_string: str, table_service: Any, queue_service: Any) 
         or queue_service.url.rstrip("/") != account.queue_endpoint
     ):
         return None
-    return StorageHttp(account, queue_service.api_version, table_service.api_version)
+    return StorageHttp(account, queue_service.api_version, table_service.api_version, tokens)
 
 
 class SdkPipeline:
@@ -319,7 +346,7 @@ class SdkPipeline:
 
 
 class Transport(Protocol):
-    """Sends one prepared storage request: ``StorageHttp`` (Shared Key) or ``SdkPipeline``."""
+    """Sends one prepared storage request: ``StorageHttp`` (Shared Key or bearer token) or ``SdkPipeline``."""
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *, table: bool

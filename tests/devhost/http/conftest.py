@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
 from devhost.azurite import free_port
-from devhost.config import load_config
+from devhost.config import HttpSettings, load_config
 from devhost.host import Host
 from tests.devhost.http.support import APPS, LoopThread
 
@@ -24,9 +25,9 @@ def start_host(loop_thread: LoopThread) -> Iterator[Callable[..., Host]]:
     """Start a Host for an app in tests/devhost/apps on a free port; all are stopped at module end."""
     hosts: list[Host] = []
 
-    def start(app: str, environ: dict[str, str] | None = None) -> Host:
+    def start(app: str, environ: dict[str, str] | None = None, http: HttpSettings | None = None) -> Host:
         config = load_config(APPS / app, port=free_port(), environ=dict(environ or {}))
-        host = Host(config)
+        host = Host(config if http is None else replace(config, http=http))
         loop_thread.run(host.start())
         hosts.append(host)
         return host

@@ -31,6 +31,7 @@ from devhost.durable.taskhub.storage_http import (
 from devhost.durable.taskhub.table_batch import BatchOperation, build_batch
 from tests.devhost.taskhub.conftest import run
 from tests.devhost.taskhub.samples import new_hub_name
+from tests.local_server import local_server
 
 QUEUE = "http://127.0.0.1:10001/devstoreaccount1"
 TABLE = "http://127.0.0.1:10002/devstoreaccount1"
@@ -168,24 +169,18 @@ def test_retries_server_errors_not_client_errors(no_retry_delay: None) -> None:
         return web.Response(status=200, body=b"ok")
 
     async def scenario() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/devstoreaccount1/{name}", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        http = StorageHttp(_ACCOUNT, "v", "v")
-        base = f"http://127.0.0.1:{port}/devstoreaccount1"
-        try:
-            flaky = await http.send("GET", f"{base}/flaky", {}, table=False)
-            assert (flaky.status, flaky.content, hits["flaky"]) == (200, b"ok", 3)
-            down = await http.send("PUT", f"{base}/down", {}, b"x", table=True)
-            assert (down.status, hits["down"]) == (500, 4)
-            bad = await http.send("DELETE", f"{base}/bad", {}, table=False)
-            assert (bad.status, bad.headers["X-MS-ERROR-CODE"], hits["bad"]) == (400, "InvalidInput", 1)
-        finally:
-            await http.close()
-            await runner.cleanup()
+        async with local_server("/devstoreaccount1/{name}", handler) as port:
+            http = StorageHttp(_ACCOUNT, "v", "v")
+            base = f"http://127.0.0.1:{port}/devstoreaccount1"
+            try:
+                flaky = await http.send("GET", f"{base}/flaky", {}, table=False)
+                assert (flaky.status, flaky.content, hits["flaky"]) == (200, b"ok", 3)
+                down = await http.send("PUT", f"{base}/down", {}, b"x", table=True)
+                assert (down.status, hits["down"]) == (500, 4)
+                bad = await http.send("DELETE", f"{base}/bad", {}, table=False)
+                assert (bad.status, bad.headers["X-MS-ERROR-CODE"], hits["bad"]) == (400, "InvalidInput", 1)
+            finally:
+                await http.close()
 
     run(scenario())
 

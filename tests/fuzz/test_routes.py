@@ -130,6 +130,7 @@ def requests(draw: st.DrawFn) -> tuple[str, str, str, dict[str, str], bytes | No
         ("GET", f"runtime/webhooks/durabletask/entities/{quote(draw(texts), safe='', errors='surrogatepass')}"),
         ("POST", "durabletask/makeprimary"),
         ("GET", "admin/host/status"),
+        ("POST", f"admin/functions/{draw(st.sampled_from(NAMES))}"),
     ]
     method, path = draw(st.sampled_from(routes))
     method = draw(st.sampled_from([method, method, method, "PUT", "GET", "DELETE"]))

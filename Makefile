@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-other-pythons lint format bench clean
+.PHONY: setup run test test-hardening test-other-pythons lint format bench clean
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -21,7 +21,11 @@ run: setup
 	$(PY) -m devhost start
 
 test: setup
-	$(PY) -m pytest -q -m "not install"
+	$(PY) -m pytest -q -m "not install and not fuzz and not faults"
+
+# The request fuzzer (a few thousand requests) and the fault-injection suite: minutes, so CI runs them apart.
+test-hardening: setup
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-3000} $(PY) -m pytest -q -m "fuzz or faults"
 
 test-other-pythons: setup
 	bash .ci/other-pythons

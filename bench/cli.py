@@ -22,13 +22,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import charts, launcher, report, workloads
+from bench import charts, launcher, report, user_code, workloads
 from bench.profile_summary import summarize
 from bench.stats import log
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = launcher.PROJECT_ROOT / "docs" / "benchmarks.md"
-WORKLOADS = ("W1", "W2", "W3", "W4", "DBOS", "DURABLETASK")
+WORKLOADS = ("W1", "W2", "W3", "W4", "USERCODE", "DBOS", "DURABLETASK")
 
 
 @dataclass
@@ -251,6 +251,7 @@ class Run:
         try:
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("W1", self.w1), ("W2", self.w2), ("W3", self.w3), ("W4", self.w4),
+                ("USERCODE", lambda: self.results["devhost"].__setitem__("user_code", user_code.measure())),
                 ("DBOS", lambda: self.peer("dbos", "bench.peers.dbos_peer")),
                 ("DURABLETASK", lambda: self.peer("durabletask", "bench.peers.durabletask_peer")),
             ]

@@ -212,6 +212,8 @@ def other_rows(results: dict[str, Any]) -> list[list[str]]:
                                                f"({_fmt(_get(dev, 'w4', 'raises_per_s'))}/s), "
                                                f"{_fmt(_get(dev, 'w4', 'completed'))}"],
         ["W4 drain s (first confirmation -> all confirmed Completed)", _fmt(_get(dev, "w4", "drain_s"))],
+        ["user code apart from the host: async hand-off / whole HTTP invocation us",
+         f"{_fmt(_get(dev, 'user_code', 'handoff_cost_us'))} / {_fmt(_get(dev, 'user_code', 'http_invocation_us'))}"],
         ["devhost ready s (each start)", ", ".join(_fmt(v, 2) for v in dev.get("ready_s") or [])],
     ]
     return rows

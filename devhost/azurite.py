@@ -9,7 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devhost.errors import AzuriteError
@@ -60,12 +60,13 @@ def find_azurite(search_from: Path) -> Path:
 
 @dataclass
 class AzuriteProcess:
-    """A running Azurite that this process started (and will stop)."""
+    """A running Azurite that this process started (and will stop, or start again on the same folder)."""
 
     process: subprocess.Popen[bytes]
     ports: tuple[int, int, int]
     location: Path
     log_path: Path
+    args: list[str] = field(default_factory=list)  # the command line, for a restart
 
     @property
     def connection_string(self) -> str:
@@ -79,6 +80,39 @@ class AzuriteProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start Azurite again with the same folder and ports (after it exited) and wait until it answers."""
+        self.stop()
+        self.process = _launch(self.args, self.log_path)
+        _wait_until_listening(self, timeout)
+
+
+def _launch(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    log_file = open(log_path, "ab")  # owned by the child for its lifetime
+    try:
+        return subprocess.Popen(
+            args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal reaches devhost, which then stops Azurite itself
+        )
+    finally:
+        log_file.close()
+
+
+def _wait_until_listening(started: AzuriteProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    process = started.process
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = started.log_path.read_text(errors="replace")[-2000:]
+            raise AzuriteError(f"Azurite exited with code {process.returncode} while starting:\n{tail}")
+        if all(is_listening(p) for p in started.ports):
+            blob, queue, table = started.ports
+            log.info("Azurite started (blob %s, queue %s, table %s) in %s", blob, queue, table, started.location)
+            return
+        time.sleep(0.05)
+    started.stop()
+    raise AzuriteError(f"Azurite did not answer on ports {started.ports} within {timeout:.0f} s")
 
 
 def start_azurite(
@@ -107,24 +141,9 @@ def start_azurite(
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
     ]
-    log_file = open(log_path, "ab")  # owned by the child for its lifetime
-    process = subprocess.Popen(
-        args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C in a terminal reaches devhost, which then stops Azurite itself
-    )
-    log_file.close()
-    started = AzuriteProcess(process, ports, location, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-2000:]
-            raise AzuriteError(f"Azurite exited with code {process.returncode} while starting:\n{tail}")
-        if all(is_listening(p) for p in ports):
-            log.info("Azurite started (blob %s, queue %s, table %s) in %s", blob, queue, table, location)
-            return started
-        time.sleep(0.05)
-    started.stop()
-    raise AzuriteError(f"Azurite did not answer on ports {ports} within {timeout:.0f} s")
+    started = AzuriteProcess(_launch(args, log_path), ports, location, log_path, args)
+    _wait_until_listening(started, timeout)
+    return started
 
 
 def start_temporary_azurite(search_from: Path | None = None) -> AzuriteProcess:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from devhost.azurite import AzuriteProcess, ensure_development_storage
+from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
 from devhost.event_loop import loop_factory
 from devhost.http.access import AccessControl
@@ -28,6 +29,7 @@ from devhost.http.loopback import install_for_sdk
 from devhost.http.server import Dispatcher, HttpServer, build_route_table, create_app
 from devhost.listening import rpc_origin
 from devhost.secrets import host_id
+from devhost.storage_health import StorageHealth, probe_until_back, queue_endpoint
 from devhost.storage_settings import require_durable_storage
 from devhost.worker.invoker import Worker
 from devhost.worker.selection import apply_selection
@@ -58,6 +60,10 @@ class Host:
         self.storage: StorageAccounts | None = None
         self.triggers: TriggerManager | None = None
         self.azurite: AzuriteProcess | None = None
+        self.azurite_supervisor: AzuriteSupervisor | None = None
+        self.errors: list[str] = []  # why the host is in the Error state
+        self.storage_health = StorageHealth()  # whether the task hub's storage answers
+        self._storage_probe: asyncio.Task[None] | None = None
         self.server: HttpServer | None = None
         self.state = "Default"
         self.instance_id = uuid.uuid4().hex
@@ -115,6 +121,9 @@ class Host:
             self.access = access = AccessControl(self.config, instance_id=self.instance_id, disabled=self.disabled)
             if (self.needs_storage or access.needs_storage) and self.config.uses_development_storage:
                 self.azurite = await asyncio.to_thread(ensure_development_storage, self.config.app_dir)
+                if self.azurite is not None:
+                    self.azurite_supervisor = AzuriteSupervisor(self.azurite, on_give_up=self.fail)
+                    self.azurite_supervisor.start()
             # Keys and the task hub both wait on storage: prepare them side by side. The binding's key is
             # set before any HTTP function (the only users of the client binding) can run.
             outcomes = await asyncio.gather(
@@ -126,9 +135,13 @@ class Host:
             if self.extension is not None:
                 self.extension.required_query = str(outcomes[0])
             self._attach_storage()
+            # Outage handling needs a way to see storage come back: an endpoint to probe.
+            endpoint = queue_endpoint(self.config.storage_connection) if self.extension is not None else None
+            if endpoint is not None:
+                self._storage_probe = asyncio.create_task(probe_until_back(self.storage_health, endpoint))
             dispatcher = Dispatcher(worker=self.worker, routes=routes, durable=self.extension, status=self.status,
                                     authorizer=access.authorizer, keys=access.key_routes(self.worker.functions),
-                                    admin=self.triggers)
+                                    admin=self.triggers, storage=self.storage_health if endpoint else None)
             optional = OPTIONAL_HOSTS if self.hosts == list(DEFAULT_HOSTS) else ()
             self.server = HttpServer(create_app(dispatcher, cors_policy), hosts=self.hosts, port=self.config.port,
                                      optional_hosts=optional)
@@ -155,6 +168,9 @@ class Host:
         self.extension = DurableExtension(self.config, self.worker)
         self.extension.rpc_origin = rpc_origin(self.hosts, self.config.port)
         self.worker.client_binding = self.extension.client_binding_json
+        if queue_endpoint(self.config.storage_connection) is not None:  # else nothing could see it come back
+            self.extension.engine.health = self.storage_health
+            self.storage_health.on_recovery(self.extension.recover)
         await self.extension.start()
 
     def _attach_storage(self) -> None:
@@ -192,11 +208,22 @@ class Host:
                 await step()
             except Exception:
                 log.exception("Stopping the %s failed", what)
+        if self._storage_probe is not None:
+            self._storage_probe.cancel()
+            await asyncio.gather(self._storage_probe, return_exceptions=True)
+        if self.azurite_supervisor is not None:
+            await self.azurite_supervisor.stop()
         if self.azurite is not None:
             await asyncio.to_thread(self.azurite.stop)
             self.azurite = None
         self.state = "Stopped"
         log.info("Host stopped.")
+
+    def fail(self, error: str) -> None:
+        """Something the host depends on is gone for good: status says Error, and why."""
+        self.errors.append(error)
+        if self.state == "Running":
+            self.state = "Error"
 
     def request_stop(self) -> None:
         """Ask ``serve_forever`` to stop (signal handlers call this)."""
@@ -216,9 +243,10 @@ class Host:
 
     def status(self) -> dict[str, Any]:
         """``GET /admin/host/status``, shaped like the Functions host's HostStatus."""
+        storage_down = self.extension is not None and not self.storage_health.available
         status: dict[str, Any] = {
             "id": host_id(self.config.app_dir),
-            "state": self.state,
+            "state": "Error" if storage_down and self.state == "Running" else self.state,
             "version": HOST_VERSION,
             "versionDetails": _version_details(),
             "platformVersion": "",
@@ -227,6 +255,13 @@ class Host:
             "processUptime": round((time.monotonic() - self._started_at) * 1000),
             "functionAppContentEditingState": "Unknown",
         }
+        errors = list(self.errors)
+        if storage_down:
+            errors.append(f"Storage is unreachable: {self.storage_health.reason}")
+        if errors:
+            status["errors"] = errors  # HostStatus.Errors, as the Functions host reports them
+        if self.extension is not None:
+            status["storage"] = self.storage_health.describe()
         bundle = next((v for k, v in self.config.host_json.items() if k.lower() == "extensionbundle"), None)
         if isinstance(bundle, dict):
             status["extensionBundle"] = {"id": bundle.get("id"), "version": bundle.get("version")}

@@ -7,6 +7,7 @@ response, so bad input never surfaces as a 500 with a traceback.
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,12 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 JSON_CONTENT_TYPE = "application/json"
 MAX_INSTANCE_ID_LENGTH = 256
+# The Durable extension parses inputs with Newtonsoft.Json, whose readers stop at 64 levels; deeper
+# JSON would be refused there, and Python's own parser gives up with a RecursionError near 1,000.
+MAX_JSON_DEPTH = 64
+RETRY_AFTER_SECONDS = 5
+# Strings (escapes included) and the brackets outside them: enough to measure nesting without recursion.
+JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 TERMINAL_STATES = frozenset(
     {
@@ -33,20 +40,23 @@ logger = logging.getLogger(__name__)
 class HttpError(Exception):
     """A request that ends in a JSON error response."""
 
-    def __init__(self, status_code: int, message: str, **details: Any) -> None:
+    def __init__(self, status_code: int, message: str, *, headers: Mapping[str, str] | None = None,
+                 **details: Any) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.headers = dict(headers or {})
         self.details = details
 
     def response(self) -> func.HttpResponse:
-        return json_response({"error": self.message, **self.details}, self.status_code)
+        return json_response({"error": self.message, **self.details}, self.status_code, self.headers)
 
 
-def json_response(body: Any, status_code: int = 200) -> func.HttpResponse:
+def json_response(body: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> func.HttpResponse:
     """Serialise `body` as a JSON response."""
     return func.HttpResponse(
-        body=json.dumps(body), status_code=status_code, mimetype=JSON_CONTENT_TYPE, charset="utf-8"
+        body=json.dumps(body), status_code=status_code, mimetype=JSON_CONTENT_TYPE, charset="utf-8",
+        headers=dict(headers or {}),
     )
 
 
@@ -57,11 +67,35 @@ def read_json_body(req: func.HttpRequest) -> Any:
         return None
     try:
         # utf-8-sig: tolerate a BOM, which some Windows tools put in front of JSON files.
-        return json.loads(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise HttpError(400, f"The request body is not UTF-8 text: {error.reason}.") from error
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"The request body nests arrays or objects more than {MAX_JSON_DEPTH} deep.")
+    try:
+        value = json.loads(text)
     except ValueError as error:
         raise HttpError(400, f"The request body is not valid JSON: {error}.") from error
+    try:
+        # A \ud800 escape decodes to a lone surrogate, which no orchestration input can carry (UTF-8).
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise HttpError(400, "The request body holds a lone UTF-16 surrogate (such as \\ud800), "
+                        "which is not valid Unicode text.") from error
+    return value
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON text, measured without recursion."""
+    depth = deepest = 0
+    for match in JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 def read_json_object(req: func.HttpRequest, example: str) -> Mapping[str, Any]:
@@ -84,10 +118,22 @@ def route_instance_id(req: func.HttpRequest) -> str:
     return instance_id
 
 
-def backend_error(action: str, error: Exception) -> HttpError:
-    """503 when the backend cannot be reached, 502 when it answered with something unexpected."""
+def backend_unavailable(error: Exception) -> bool:
+    """Whether the backend could not be reached, or answered that its storage is unavailable (503)."""
     if isinstance(error, aiohttp.ClientConnectionError | asyncio.TimeoutError):
-        return HttpError(503, f"The Durable Functions backend is unreachable while trying to {action}.")
+        return True
+    # The client SDK reports statuses only through its exception text, or the error body it was sent.
+    detail = error.args[0] if error.args else None
+    if isinstance(detail, Mapping):
+        return "unavailable" in str(detail.get("Message", "")).lower()
+    return "status code 503" in str(error)
+
+
+def backend_error(action: str, error: Exception) -> HttpError:
+    """503 (with Retry-After) when the backend cannot be reached or its storage is down, else 502."""
+    if backend_unavailable(error):
+        return HttpError(503, f"The Durable Functions backend is unavailable while trying to {action}; "
+                         f"retry in {RETRY_AFTER_SECONDS} seconds.", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     logger.warning("Durable client failed to %s: %s", action, error)
     return HttpError(502, f"The Durable Functions backend failed to {action}: {error}")
 

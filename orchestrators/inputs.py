@@ -148,6 +148,9 @@ def _parse_user_id(value: Any) -> str:
         raise InputError("'userId' must not be empty.")
     if len(value) > MAX_USER_ID_LENGTH:
         raise InputError(f"'userId' must be at most {MAX_USER_ID_LENGTH} characters.")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        # A lone surrogate (JSON "\ud800") is not Unicode text: it cannot be written as UTF-8 to storage.
+        raise InputError("'userId' must be valid Unicode text; it holds a lone UTF-16 surrogate.")
     return value
 
 

@@ -24,6 +24,16 @@ def azurite() -> Iterator[AzuriteProcess]:
     On disk (not --inMemoryPersistence) because in-memory Azurite freezes for seconds while it
     cleans up deleted queue messages. Tests isolate themselves with their own task hub names.
     """
+    yield from temporary_azurite()
+
+
+@pytest.fixture
+def own_azurite() -> Iterator[AzuriteProcess]:
+    """An Azurite of one test's own, which it may kill and start again (fault injection)."""
+    yield from temporary_azurite()
+
+
+def temporary_azurite() -> Iterator[AzuriteProcess]:
     process = start_temporary_azurite(search_from=PROJECT_ROOT)
     try:
         yield process

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -32,6 +33,8 @@ from devhost.durable.hub_clients import HubClients
 from devhost.durable.status import history_events, status_object
 from devhost.durable.taskhub.base import InstanceQuery, InstanceRow
 
+log = logging.getLogger("devhost.durable")
+
 JSON_TYPE = "application/json; charset=utf-8"
 CONTINUATION_HEADER = "x-ms-continuation-token"
 Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
@@ -40,7 +43,12 @@ Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """Newtonsoft-style compact JSON with nulls written."""
     body = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    response = web.Response(status=status, text=body, headers=headers)
+    try:
+        response = web.Response(status=status, text=body, headers=headers)
+    except UnicodeEncodeError:
+        # Stored text with a lone surrogate cannot be UTF-8: escaped as \ud800, every other row still shows.
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+        response = web.Response(status=status, text=body, headers=headers)
     response.content_type = "application/json"
     response.charset = "utf-8"
     return response
@@ -259,7 +267,13 @@ class DurableApi:
             fetch_input=call.flag("showInput", True),
         )
         rows, token = await call.client.query(query)
-        body = [status_object(row, show_input=query.fetch_input) for row in rows]
+        body = []
+        for row in rows:
+            try:
+                body.append(status_object(row, show_input=query.fetch_input))
+            except Exception as exc:  # one row that cannot be rendered must not take the listing down
+                log.warning("Instance '%s' left out of a listing: its row cannot be rendered (%s)",
+                            row.instance_id, exc)
         return json_response(body, 200, {CONTINUATION_HEADER: token or ""})
 
     # -- purge ---------------------------------------------------------------------------------

@@ -14,16 +14,20 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devhost.config import DurableSettings
 from devhost.durable.activity_workers import ActivityWorkers
 from devhost.durable.history import utcnow
 from devhost.durable.orchestration import EpisodeRunner
+from devhost.durable.poison import PoisonHandler, is_poison
 from devhost.durable.replay import FunctionCatalog
 from devhost.durable.settlement import Settler, until_stored
 from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import CheckpointConflict
+
+if TYPE_CHECKING:
+    from devhost.storage_health import StorageHealth
 
 log = logging.getLogger("devhost.durable")
 
@@ -68,6 +72,8 @@ class Engine:
         self.timers: dict[str, list[ReceivedMessage]] = {}  # pending timer messages, by instance
         self.instance_listeners: dict[str, list[Callable[[], None]]] = {}
         self.stopping = False
+        self.health: StorageHealth | None = None  # set by the host: outages are logged there, once
+        self.poison = PoisonHandler(hub)
 
     def catalog(self) -> FunctionCatalog:
         return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys())
@@ -188,10 +194,15 @@ class Engine:
             return await self.hub.receive(queue, count, visibility)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("Receiving from %s failed; retrying", queue)
+        except Exception as exc:
+            if not self._storage_trouble(exc, f"receiving from {queue}"):
+                log.exception("Receiving from %s failed; retrying", queue)
             await asyncio.sleep(1.0)
             return None
+
+    def _storage_trouble(self, exc: BaseException, what: str) -> bool:
+        """An outage or lost writes, reported to the host's storage health (which logs it once)."""
+        return self.health is not None and (self.health.failed(exc, what) or self.health.lost_writes(exc, what))
 
     async def _poll_control(self, queue: str) -> None:
         wake = self.wake[queue]
@@ -247,9 +258,17 @@ class Engine:
         except asyncio.CancelledError:
             self.runner.forget(instance_id)
             raise
-        except Exception:
-            log.exception("Episode of instance '%s' failed; its messages will be retried", instance_id)
+        except Exception as exc:
             self.runner.forget(instance_id)
+            if self._storage_trouble(exc, f"an episode of '{instance_id}'"):
+                await self._retry_later(batch, 1.0)  # storage's fault, not the messages': logged once, not as poison
+                return
+            if is_poison(batch, self.poison.threshold):
+                await self.poison.set_aside(instance_id, batch, f"{type(exc).__name__}: {exc}")
+                await self.settler.complete_all(batch)
+                self._changed(instance_id)
+                return
+            log.exception("Episode of instance '%s' failed; its messages will be retried", instance_id)
             delay = min(2.0 ** max(m.dequeue_count for m in batch), 60.0)
             await self._retry_later(batch, delay)
             return

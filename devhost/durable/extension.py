@@ -13,6 +13,7 @@ from devhost.durable.client import DurableClient
 from devhost.durable.client_binding import client_binding_json
 from devhost.durable.engine import Engine
 from devhost.durable.hub_clients import HubClients
+from devhost.durable.poison import storage_queue_writer
 from devhost.durable.taskhub import call_counter
 from devhost.durable.taskhub.base import TaskHub
 from devhost.durable.taskhub.row_cache import RowCachingTaskHub
@@ -33,6 +34,8 @@ class DurableExtension:
         # The engine and client of this process write every row of this hub: status reads come from memory.
         self.hub: TaskHub = RowCachingTaskHub(hub or self._storage_hub(self.hub_name))
         self.engine = Engine(self.hub, worker, config.durable)
+        if hub is None:  # poison messages are copied to {hub}-poison in the same storage account
+            self.engine.poison.put = storage_queue_writer(config.storage_connection)
         self.client = DurableClient(self.hub, self.engine)
         self.clients = HubClients(self.client, self._storage_hub)
         self.api = DurableApi(self.clients)
@@ -60,6 +63,14 @@ class DurableExtension:
         await self.engine.start()
         call_counter.mark_started()  # what the benchmark counts from here on is the workload's
         log.info("Durable task hub '%s' ready (%d partitions)", self.hub_name, self.hub.partition_count)
+
+    async def recover(self) -> None:
+        """After an outage or lost writes: drop every cached row and history, re-create a missing hub."""
+        if isinstance(self.hub, RowCachingTaskHub):
+            self.hub.forget_all()
+        self.engine.runner.forget_all()
+        await self.hub.create_if_not_exists()
+        log.info("Task hub '%s' checked after storage trouble; cached state dropped", self.hub_name)
 
     async def stop(self) -> None:
         """Stop taking work; what is in flight finishes or returns to its queue."""

@@ -108,7 +108,7 @@ def parse_token(text: str | None) -> Any:
         return ""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # too deep to parse here: shown as the text it is
         return text
 
 

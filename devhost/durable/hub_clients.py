@@ -2,10 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from devhost.bounded_cache import ClosingLru
 from devhost.durable.client import DurableClient
-from devhost.durable.taskhub.base import TaskHub
+from devhost.durable.taskhub.base import InstanceQuery, InstanceRow, OutboundMessage, TaskHub
+
+# Other hubs named by ``?taskHub=`` keep a client (HTTP sessions, sockets) only while recently used.
+MAX_OTHER_HUB_CLIENTS = 16
+
+
+class EnsuredHub:
+    """Another hub, created before the first write to it, as the provider's client operations do.
+
+    (DTFx ``AzureStorageOrchestrationService``: "Client operations will auto-create the task hub if it
+    doesn't already exist.")
+    """
+
+    def __init__(self, inner: TaskHub) -> None:
+        self.inner = inner
+        self._created = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def _ensure(self) -> None:
+        if not self._created:
+            await self.inner.create_if_not_exists()
+            self._created = True
+
+    async def send(self, messages: Sequence[OutboundMessage]) -> None:
+        await self._ensure()
+        await self.inner.send(messages)
+
+    async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
+        await self._ensure()
+        await self.inner.write_instance(row, replace=replace)
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
+        await self._ensure()
+        return await self.inner.query_instances(query)
 
 
 class HubClients:
@@ -14,7 +51,7 @@ class HubClients:
     def __init__(self, app_client: DurableClient, open_hub: Callable[[str], TaskHub]) -> None:
         self.app_client = app_client
         self.open_hub = open_hub  # raises ValueError for a name that is no valid task hub name
-        self.others: dict[str, DurableClient] = {}
+        self.others: ClosingLru[str, DurableClient] = ClosingLru(MAX_OTHER_HUB_CLIENTS, _close_client)
 
     @property
     def app_hub_name(self) -> str:
@@ -25,10 +62,11 @@ class HubClients:
         key = hub_name.lower()
         if key == self.app_hub_name.lower():
             return self.app_client
-        if key not in self.others:
-            self.others[key] = DurableClient(self.open_hub(hub_name))
-        return self.others[key]
+        return self.others.get_or_create(key, lambda: DurableClient(EnsuredHub(self.open_hub(hub_name))))
 
     async def close_others(self) -> None:
-        for client in self.others.values():
-            await client.hub.close()
+        await self.others.close_all()
+
+
+async def _close_client(client: DurableClient) -> None:
+    await client.hub.close()

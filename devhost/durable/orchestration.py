@@ -141,6 +141,9 @@ class EpisodeRunner:
     def forget(self, instance_id: str) -> None:
         self.cache.pop(instance_id, None)
 
+    def forget_all(self) -> None:
+        self.cache.clear()
+
     async def _history(self, instance_id: str) -> CachedHistory:
         cached = self.cache.get(instance_id)
         if cached is not None:

@@ -21,8 +21,10 @@ from devhost.http import cors
 from devhost.http.admin_keys import KeysRoutes, is_key_route
 from devhost.http.auth import DURABLE_SYSTEM_KEY, Authorizer
 from devhost.http.routes import RouteTable, decode_path, join_prefix
+from devhost.http.validation import InvalidInput, check_durable_request
 from devhost.monitor.handler import is_monitor_path, serve_monitor
 from devhost.secrets import AuthLevel
+from devhost.storage_health import RETRY_AFTER_SECONDS, StorageHealth
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.invoker import Worker
 from devhost.worker.loader import LoadedFunction
@@ -79,7 +81,8 @@ class Dispatcher:
 
     def __init__(self, *, worker: Worker, routes: RouteTable[LoadedFunction], durable: DurableApi | None,
                  status: Callable[[], Mapping[str, Any]], authorizer: Authorizer | None = None,
-                 keys: KeysRoutes | None = None, admin: AdminInvoker | None = None) -> None:
+                 keys: KeysRoutes | None = None, admin: AdminInvoker | None = None,
+                 storage: StorageHealth | None = None) -> None:
         self.worker = worker
         self.routes = routes
         self.durable = durable
@@ -87,6 +90,7 @@ class Dispatcher:
         self.auth = authorizer or Authorizer(None)
         self.keys = keys
         self.admin = admin
+        self.storage = storage
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
@@ -129,12 +133,27 @@ class Dispatcher:
         if self.durable is None:
             return web.Response(status=404)
         try:
+            await check_durable_request(request, tail)
+        except InvalidInput as exc:
+            return exc.response()
+        if self.storage is not None and not self.storage.available:
+            return storage_unavailable(self.storage)  # at once, instead of each request waiting to fail
+        try:
             return await self.durable.handle_api(request, tail, rpc=rpc)
         except web.HTTPException:
             raise
-        except Exception:
+        except Exception as exc:
+            what = f"{request.method} {request.rel_url.path}"
+            if self.storage is not None and (self.storage.failed(exc, what) or (
+                    self._app_hub(request) and self.storage.lost_writes(exc, what))):
+                return storage_unavailable(self.storage)  # the task hub is being re-created: retry shortly
             log.exception("Durable HTTP API request %s %s failed", request.method, request.rel_url)
             return web.Response(status=500)
+
+    def _app_hub(self, request: web.Request) -> bool:
+        """Whether the request addresses the app's own task hub (the one the engine runs)."""
+        named = next((v.strip() for k, v in request.query.items() if k.lower() == "taskhub"), "")
+        return not named or named.lower() == str(getattr(self.durable, "hub_name", "")).lower()
 
     async def _admin_invoke(self, request: web.Request, name: str) -> web.StreamResponse:
         """``POST /admin/functions/{name}`` with ``{"input": "..."}``: 202 once the run has started."""
@@ -147,7 +166,7 @@ class Dispatcher:
             return web.Response(status=404)
         try:
             body = json.loads(await request.read() or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.json_response({"error": 'the body must be JSON like {"input": "..."}'}, status=400)
         try:
             self.admin.invoke_by_admin(name, body)
@@ -177,6 +196,15 @@ class Dispatcher:
         except Exception:
             log.exception("Writing the response of 'Functions.%s' failed", fn.name)
             return web.Response(status=500)
+
+
+def storage_unavailable(storage: StorageHealth) -> web.Response:
+    """503 while the task hub's storage cannot be reached, in the extension's error shape."""
+    body = {"Message": "The task hub's storage is unavailable; retry later.",
+            "ExceptionMessage": f"Storage cannot be reached: {storage.reason}" if not storage.available
+            else "Storage lost the task hub's last writes; the hub is being re-created.",
+            "ExceptionType": "DurableTask.AzureStorage.Storage.DurableTaskStorageException", "StackTrace": None}
+    return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def to_web_response(data: HttpResponseData) -> web.Response:

@@ -1,8 +1,9 @@
 """The in-process stand-in for the Python language worker: load the app once, invoke its functions.
 
-Async functions run on the caller's (the host's single, long-lived) event loop, sync functions in a
-thread pool, exactly as the worker does. The Durable SDK caches one aiohttp session globally, which
-is why there must be only one loop for the lifetime of the host.
+Async functions run on the worker's own event loop in its own thread (``UserCodeLoop``), sync functions
+in a thread pool, so that user code that blocks never stalls the host's loop (the real worker is a
+separate process). The Durable SDK caches one aiohttp session globally, which is why the worker's loop
+lives as long as the worker.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from devhost.worker import bindings
 from devhost.worker.context import Context, Out, invocation_local
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.loader import LoadedFunction, import_app, index_app, load_function
+from devhost.worker.user_loop import UserCodeLoop
 
 log = logging.getLogger("devhost.worker")
 
@@ -74,6 +76,7 @@ class Worker:
         self.storage_bindings: StorageBindingProvider | None = None
         self.refusals: dict[str, str] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._user_loop: UserCodeLoop | None = None
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -94,6 +97,8 @@ class Worker:
                 log.warning("Function '%s' cannot run on devhost: %s. Invoking it fails.", fn.name, reason)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="worker-sync")
+        if self._user_loop is None:
+            self._user_loop = UserCodeLoop()
         log.info("Indexed function app and found %d functions", len(loaded))
 
     # -- invocation entry points ------------------------------------------------------------------
@@ -143,6 +148,10 @@ class Worker:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        if self._user_loop is not None:
+            # The SDK's session belongs to the worker's loop: close it there, then stop that loop.
+            await self._user_loop.close(close_durable_client_session())
+            self._user_loop = None
         await close_durable_client_session()
 
     # -- the invocation itself ------------------------------------------------------------------
@@ -191,7 +200,9 @@ class Worker:
         args.update(outs)
 
         if fn.is_async:
-            result = await fn.func(**args)
+            if self._user_loop is None:
+                raise RuntimeError("the worker is not loaded or already closed")
+            result = await self._user_loop.run(fn.func(**args))
         else:
             if self._executor is None:
                 raise RuntimeError("the worker is not loaded or already closed")

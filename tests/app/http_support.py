@@ -132,13 +132,21 @@ class FakeDurableBackend:
     instances: dict[str, FakeInstance] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, body text)
     base_url: str = ""
+    storage_down: bool = False  # answer every call as devhost does while storage is unreachable
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._outage])
         app.router.add_get("/durabletask/instances/{id}", self._status)
         app.router.add_post("/durabletask/instances/{id}/raiseEvent/{name}", self._raise)
         app.router.add_post("/durabletask/orchestrators/{name}", self._start)
         return app
+
+    @web.middleware
+    async def _outage(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.storage_down:
+            body = {"Message": "The task hub's storage is unavailable; retry later.", "StackTrace": None}
+            return web.json_response(body, status=503, headers={"Retry-After": "5"})
+        return await handler(request)
 
     async def _record(self, request: web.Request) -> str:
         body = await request.text()

@@ -242,3 +242,26 @@ def test_status_route_unknown_instance(
     )
     assert response.status_code == 404
     assert "nobody" in payload["error"]
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "route", "params", "body"),
+    [
+        ("start_orchestration", "POST", "orchestrators/SetStatusTest", {"functionName": "SetStatusTest"}, None),
+        ("confirm_reservation", "POST", "reservations/rt-running/confirmation", {"instanceId": "rt-running"},
+         '{"confirmed": true}'),
+        ("select_city", "POST", "recommendations/cr-waiting/selection", {"instanceId": "cr-waiting"},
+         '{"city": "Tokyo"}'),
+        ("get_instance_status", "GET", "instances/rt-running", {"instanceId": "rt-running"}, None),
+    ],
+)
+def test_storage_outage_is_a_503_with_retry_after(
+    indexed_functions: dict[str, func.Function], backend: FakeDurableBackend, function: str, method: str,
+    route: str, params: dict[str, str], body: str | None,
+) -> None:
+    """Row 6: while the backend's storage is down, every route answers 503 JSON with Retry-After, never 'None'."""
+    backend.storage_down = True
+    response, payload = invoke(indexed_functions, backend, function, method, route, params, body)
+    assert response.status_code == 503, payload
+    assert "unavailable" in payload["error"] and "None" not in payload["error"]
+    assert response.headers["Retry-After"] == "5"

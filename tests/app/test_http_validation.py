@@ -47,6 +47,11 @@ def start(
         ("ReserveTicket", '{"userId": "u-1", "discountTimeout": -1}', 400, "between 1 and"),
         ("SetStatusTest", '{"stepDelaySeconds": -1}', 400, "between 0 and"),
         ("SetStatusTest", '"fast"', 400, "takes no input"),
+        # Text no orchestration can carry, and JSON nested past what the extension's parser reads.
+        ("ReserveTicket", '"\\ud800"', 400, "lone UTF-16 surrogate"),
+        ("ReserveTicket", '{"userId": "a\\udfffb"}', 400, "lone UTF-16 surrogate"),
+        ("SetStatusTest", "[" * 2000 + "]" * 2000, 400, "more than 64 deep"),
+        ("CityRecommender", '{"a": "[[[[' + "[" * 100 + '"}', 400, "Unknown field"),
     ],
 )
 def test_starter_rejects_bad_requests(
@@ -69,7 +74,8 @@ def test_unreachable_backend_is_a_json_503(indexed_functions: dict[str, func.Fun
     """A valid start against a backend that is down answers 503 with a JSON error, not a traceback."""
     response, payload = start(indexed_functions, dead_binding, "SetStatusTest", "")
     assert response.status_code == 503
-    assert "unreachable" in payload["error"]
+    assert "unavailable" in payload["error"]
+    assert response.headers["Retry-After"] == "5"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +89,8 @@ def test_unreachable_backend_is_a_json_503(indexed_functions: dict[str, func.Fun
         ('{"confirmed": "false"}', "'confirmed' must be the JSON boolean"),
         ('{"confirmed": "true"}', "'confirmed' must be the JSON boolean"),
         ('{"confirmed": 1}', "'confirmed' must be the JSON boolean"),
+        ('{"confirmed": true, "note": "\\udc00"}', "lone UTF-16 surrogate"),
+        ("[" * 3000 + "]" * 3000, "more than 64 deep"),
     ],
 )
 def test_confirmation_rejects_bad_bodies(
@@ -104,6 +112,8 @@ def test_confirmation_rejects_bad_bodies(
         ('{"city": "  "}', "'city' must be a non-empty string"),
         ('{"city": 3}', "'city' must be a non-empty string"),
         ("not json", "not valid JSON"),
+        ('{"city": "\\ud800"}', "lone UTF-16 surrogate"),
+        ('{"city": ' + "[" * 1500 + "]" * 1500 + "}", "more than 64 deep"),
     ],
 )
 def test_selection_rejects_bad_bodies(

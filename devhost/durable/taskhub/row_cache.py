@@ -104,6 +104,10 @@ class RowCachingTaskHub:
     def forget(self, instance_id: str) -> None:
         self.rows.pop(instance_id, None)
 
+    def forget_all(self) -> None:
+        """Storage may have lost writes (or restarted): every row is read from it again."""
+        self.rows.clear()
+
     def _wrote(self, instance_id: str) -> None:
         self.writes[instance_id] = self.writes.get(instance_id, 0) + 1
 

@@ -121,7 +121,7 @@ class RecordingDurableApi:
         self.calls: list[tuple[str, str, bool, Any]] = []
 
     async def handle_api(self, request: web.Request, path: str, *, rpc: bool) -> web.StreamResponse:
-        body = await request.json() if request.can_read_body else None
+        body = await request.json() if request.body_exists else None
         self.calls.append((request.method, path, rpc, body))
         if rpc and path.startswith("orchestrators/"):
             return web.json_response({"id": "inst-42"}, status=202)

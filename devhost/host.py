@@ -148,8 +148,11 @@ class Host:
             await self.server.start()
             if self.extension is not None:
                 server = self.server
-                install_for_sdk(lambda: server.request_handlers, self.config.port,  # starters' calls skip the socket
-                                rpc_host=urlsplit(self.extension.rpc_origin).hostname)
+                rpc_host = urlsplit(self.extension.rpc_origin).hostname
+                host_loop = asyncio.get_running_loop()
+                # Starters' calls skip the socket; the SDK's session is made on the loop the starters run on.
+                await self.worker.call_on_user_loop(lambda: install_for_sdk(
+                    lambda: server.request_handlers, self.config.port, rpc_host=rpc_host, server_loop=host_loop))
             # Last: a trigger that fires at once may start an orchestration through the HTTP API.
             assert self.triggers is not None
             await self.triggers.start()

@@ -47,10 +47,21 @@ class _MemoryTransport(asyncio.Transport):
         peer = self.peer
         if self._closing or peer is None or peer._closing or not data:
             return
-        self._loop.call_soon(peer._receive, bytes(data))
+        peer._deliver(peer._receive, bytes(data))
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         self.write(b"".join(list_of_data))
+
+    def _deliver(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback`` on this end's loop: the two ends may live on different loops (threads)."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._loop.call_soon(callback, *args)
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(callback, *args)
 
     def _receive(self, data: bytes) -> None:
         if not self._closing and self.protocol is not None:
@@ -64,11 +75,11 @@ class _MemoryTransport(asyncio.Transport):
             return
         self._closing = True
         if self.protocol is not None:
-            self._loop.call_soon(self.protocol.connection_lost, None)
+            self._deliver(self.protocol.connection_lost, None)
         peer = self.peer
         if peer is not None and not peer._closing:
             # The other side sees the connection end as it would see a socket's end.
-            self._loop.call_soon(peer.close)
+            peer._deliver(peer.close)
 
     def abort(self) -> None:
         self.close()
@@ -100,31 +111,40 @@ class InProcessConnector(aiohttp.TCPConnector):
     """
 
     def __init__(self, handlers: Callable[[], Callable[[], asyncio.Protocol] | None], local: set[tuple[str, int]],
-                 **kwargs: Any) -> None:
+                 *, server_loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._handlers = handlers
         self._local = local
+        # The server's loop: the host's, while the SDK's session lives on the worker's loop for user code.
+        self._server_loop = server_loop
 
     async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> ResponseHandler:  # noqa: ASYNC109
         server = self._handlers()
         if server is None or (req.url.raw_host, req.url.port) not in self._local or req.proxy:
             return await super()._create_connection(req, traces, timeout)
         loop = asyncio.get_running_loop()
+        server_loop = self._server_loop or loop
         port = req.url.port or 0
         client_end = _MemoryTransport(loop, {"peername": ("127.0.0.1", port), "sockname": ("127.0.0.1", 0)})
-        server_end = _MemoryTransport(loop, {"peername": ("127.0.0.1", 0), "sockname": ("127.0.0.1", port)})
+        server_end = _MemoryTransport(server_loop, {"peername": ("127.0.0.1", 0), "sockname": ("127.0.0.1", port)})
         client_end.peer, server_end.peer = server_end, client_end
         client = ResponseHandler(loop)
         handler = server()
         client_end.protocol, server_end.protocol = client, handler
-        handler.connection_made(server_end)
+        # The handler starts its request task on the server's loop; the request bytes the client writes
+        # next are queued behind this call on that same loop, so they always arrive after it.
+        server_end._deliver(handler.connection_made, server_end)
         client.connection_made(client_end)
         return client
 
 
 def install_for_sdk(handlers: Callable[[], Callable[[], asyncio.Protocol] | None], port: int, *,
-                    rpc_host: str | None = None) -> bool:
-    """Give the Durable SDK a shared session whose calls to this host stay in process; False if no SDK."""
+                    rpc_host: str | None = None, server_loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Give the Durable SDK a shared session whose calls to this host stay in process; False if no SDK.
+
+    Call it on the loop the app's async functions run on (the session is bound to it); ``server_loop``
+    is the loop of devhost's HTTP server, when that is another one.
+    """
     http_utils = sys.modules.get(SDK_HTTP_MODULE)
     if http_utils is None or os.environ.get(ENV_VAR, "").strip().lower() == "tcp":
         return False  # the app does not use the durable client: nothing to speed up
@@ -134,7 +154,7 @@ def install_for_sdk(handlers: Callable[[], Callable[[], asyncio.Protocol] | None
     # rpc_host: the loopback address the client binding names when devhost listens on another one.
     local = {("127.0.0.1", port), ("localhost", port), *([(rpc_host, port)] if rpc_host else [])}
     # The SDK's own settings for its session (limits and timeouts), so only the transport differs.
-    connector = InProcessConnector(handlers, local, limit=30, limit_per_host=30)
+    connector = InProcessConnector(handlers, local, server_loop=server_loop, limit=30, limit_per_host=30)
     timeout = aiohttp.ClientTimeout(total=240, sock_connect=10, sock_read=None)
     http_utils._client_session = aiohttp.ClientSession(timeout=timeout, connector=connector)  # type: ignore[attr-defined]
     log.debug("Durable client calls to port %d are served in process", port)

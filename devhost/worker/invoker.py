@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from azure.functions import meta
 
@@ -33,6 +33,8 @@ from devhost.worker.context import Context, Out, invocation_local
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.loader import LoadedFunction, import_app, index_app, load_function
 from devhost.worker.user_loop import UserCodeLoop
+
+T = TypeVar("T")
 
 log = logging.getLogger("devhost.worker")
 
@@ -100,6 +102,16 @@ class Worker:
         if self._user_loop is None:
             self._user_loop = UserCodeLoop()
         log.info("Indexed function app and found %d functions", len(loaded))
+
+    async def call_on_user_loop(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` on the loop the app's async functions run on (for state bound to that loop)."""
+        if self._user_loop is None:
+            raise RuntimeError("the worker is not loaded or already closed")
+
+        async def call() -> T:
+            return fn()
+
+        return await self._user_loop.run(call())
 
     # -- invocation entry points ------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from devhost.config import DurableSettings
+from devhost.durable.failure_details import activity_failure_details
 from devhost.durable.history import Event, EventType, new_event, utcnow
 from devhost.durable.replay import FunctionCatalog, compact_json
 from devhost.durable.settlement import InMemoryReply, Settler
@@ -35,10 +36,6 @@ def _compact_result(text: str | None) -> str | None:
         return compact_json(json.loads(text))
     except (json.JSONDecodeError, TypeError):
         return text
-
-
-def _exception_details(message: str, details: str) -> str:
-    return compact_json({"ClassName": "System.Exception", "Message": message, "StackTraceString": details})
 
 
 class ActivityWorkers:
@@ -144,7 +141,7 @@ class ActivityWorkers:
             return new_event(
                 EventType.TaskFailed, TaskScheduledId=task_id,
                 Reason=f"Activity function '{name}' failed: {exc.message}",
-                Details=_exception_details(exc.message, exc.details), FailureDetails=None,
+                Details=activity_failure_details(exc.message, exc.details), FailureDetails=None,
             )
         except Exception as exc:  # the activity is not registered (any more)
             return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=str(exc), Details=None,

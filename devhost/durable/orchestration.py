@@ -34,9 +34,11 @@ from devhost.durable.replay import (
     CreateSubOrchestration,
     CreateTimer,
     FunctionCatalog,
+    ReplayFailure,
     ReplayResult,
     ScheduleTask,
     compact_json,
+    failed,
     replay,
     reply_from_failure,
 )
@@ -380,8 +382,9 @@ class Episode:
         catalog = self.runner.catalog()
         try:
             name = catalog.resolve("orchestrator", self.name)
-        except Exception as exc:
-            return ReplayResult([], Completion(0, OrchestrationStatus.Failed, str(exc)), None)
+        except ReplayFailure as exc:
+            # The extension's shim wraps the "doesn't exist" message like any orchestrator failure.
+            return ReplayResult([], failed(0, f"Orchestrator function '{self.name}' failed: {exc}"), None)
         parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
         payload = {
             "history": payload_history,
@@ -395,17 +398,17 @@ class Episode:
             "maximumShortTimerDuration": "6.00:00:00",
             "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
         }
+        error_stack = ""
         try:
             reply = json.loads(await self.runner.worker.invoke_orchestrator(name, json.dumps(payload)))
         except FunctionInvocationError as exc:
             state = reply_from_failure(exc.message)
             if state is None:
-                failure = f"Orchestrator function '{name}' failed: {exc.message}"
-                return ReplayResult([], Completion(0, OrchestrationStatus.Failed, failure), None)
-            reply = state
+                return ReplayResult([], failed(0, f"Orchestrator function '{name}' failed: {exc.message}"), None)
+            reply, error_stack = state, exc.details
         return replay(
             name=name, instance_id=self.instance_id, execution_id=self.execution_id, parent_instance_id=parent_id,
-            past_events=past, new_events=new, reply=reply, catalog=catalog,
+            past_events=past, new_events=new, reply=reply, catalog=catalog, error_stack=error_stack,
         )
 
     def _apply(self, result: ReplayResult) -> None:
@@ -474,7 +477,7 @@ class Episode:
             else:
                 reply = new_event(EventType.SubOrchestrationInstanceFailed, timestamp=self.now,
                                   TaskScheduledId=self.parent["TaskScheduleId"], Reason=completion.result,
-                                  Details=None, FailureDetails=None)
+                                  Details=completion.details, FailureDetails=None)
             self._send(reply, parent_instance["InstanceId"], parent_instance["ExecutionId"])
 
     # -- commit ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from devhost.durable.failure_details import orchestration_failure_details
 from devhost.durable.history import Event, EventType, OrchestrationStatus, parse_timestamp
 
 # ---------------------------------------------------------------------------------------------
@@ -58,6 +59,7 @@ class Completion:
     status: OrchestrationStatus  # Completed | Failed | Terminated | ContinuedAsNew
     result: str | None  # output JSON text, failure reason, terminate reason, or the new input
     carryover_events: list[Event] = field(default_factory=list)
+    details: str | None = None  # a failure's Details, handed to a parent orchestration
 
 
 @dataclass
@@ -78,6 +80,14 @@ class ReplayFailure(Exception):
 
 class TaskFailure(Exception):
     """An activity, sub-orchestration or retry attempt failed."""
+
+
+class OrchestratorError(TaskFailure):
+    """The orchestrator's reply carries an ``error``: the function itself failed."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(reason)
+        self.error = error
 
 
 class Cancelled(Exception):
@@ -228,8 +238,10 @@ class FunctionCatalog:
 
 class _Replayer:
     def __init__(self, *, name: str, instance_id: str, execution_id: str, parent_instance_id: str | None,
-                 reply: dict[str, Any], catalog: FunctionCatalog) -> None:
+                 reply: dict[str, Any], catalog: FunctionCatalog, error_stack: str = "") -> None:
         self.name = name
+        self.error_stack = error_stack
+        self.custom_text: str | None = None  # the reply's custom status, compact JSON
         self.instance_id = instance_id
         self.execution_id = execution_id
         self.parent_instance_id = parent_instance_id
@@ -305,7 +317,7 @@ class _Replayer:
                 pass  # the shim swallows task failures; the SDK has already seen them
         error = self.reply.get("error")
         if error:
-            raise TaskFailure(f"Orchestrator function '{self.name}' failed: {error}")
+            raise OrchestratorError(f"Orchestrator function '{self.name}' failed: {error}", str(error))
         return self.reply.get("output")
 
     def start(self, action: dict[str, Any]) -> Future:
@@ -376,6 +388,15 @@ class _Replayer:
         if kind == EventType.OrchestratorStarted:
             self.now = parse_timestamp(event["Timestamp"])
         elif kind == EventType.ExecutionStarted:
+            custom = self.reply.get("customStatus")
+            if custom is not None:
+                # The extension sets the custom status before it issues any action: one over the limit
+                # fails the episode with nothing scheduled.
+                try:
+                    self.custom_text = check_custom_status(custom)
+                except ReplayFailure as exc:
+                    self.failure = f"Orchestrator function '{self.name}' failed: {exc}"
+                    return
             try:
                 self.shim = spawn(self.run_shim())
             except ReplayFailure as exc:
@@ -443,24 +464,19 @@ class _Replayer:
     # -- the end of the episode ----------------------------------------------------------------
     def finish(self) -> ReplayResult:
         decisions = [self.pending[k] for k in sorted(self.pending)]
-        custom = self.reply.get("customStatus")
-        custom_text: str | None = None
         completion: Completion | None = None
-        if custom is not None and self.failure is None:
-            try:
-                custom_text = check_custom_status(custom)
-            except ReplayFailure as exc:
-                self.failure = f"Orchestrator function '{self.name}' failed: {exc}"
         if self.terminated_seen:
             completion = Completion(self._next_id(), OrchestrationStatus.Terminated, self.terminated)
         elif self.failure is not None:
-            completion = Completion(self._next_id(), OrchestrationStatus.Failed, self.failure)
+            completion = failed(self._next_id(), self.failure)
         elif self.shim is not None and self.shim.done and not self.open_tasks:
             if isinstance(self.shim.error, ReplayFailure):
-                completion = Completion(self._next_id(), OrchestrationStatus.Failed,
-                                        f"Orchestrator function '{self.name}' failed: {self.shim.error}")
+                completion = failed(self._next_id(), f"Orchestrator function '{self.name}' failed: {self.shim.error}")
+            elif isinstance(self.shim.error, OrchestratorError):
+                completion = Completion(self._next_id(), OrchestrationStatus.Failed, str(self.shim.error),
+                                        details=f"Message: {self.shim.error.error}, StackTrace: {self.error_stack}")
             elif self.shim.error is not None:
-                completion = Completion(self._next_id(), OrchestrationStatus.Failed, str(self.shim.error))
+                completion = failed(self._next_id(), str(self.shim.error))
             elif self.reply.get("isDone"):
                 if self.continue_as_new is not None:
                     completion = Completion(self._next_id(), OrchestrationStatus.ContinuedAsNew, self.continue_as_new,
@@ -469,15 +485,24 @@ class _Replayer:
                     output = self.reply.get("output")
                     completion = Completion(self._next_id(), OrchestrationStatus.Completed,
                                             None if output is None else compact_json(output))
-        return ReplayResult(decisions, completion, custom_text)
+        return ReplayResult(decisions, completion, self.custom_text)
+
+
+def failed(event_id: int, reason: str) -> Completion:
+    """A failed completion with the details DTFx gives it: the serialized OrchestrationFailureException."""
+    return Completion(event_id, OrchestrationStatus.Failed, reason, details=orchestration_failure_details(reason))
 
 
 def replay(*, name: str, instance_id: str, execution_id: str, parent_instance_id: str | None,
            past_events: list[Event], new_events: list[Event], reply: dict[str, Any],
-           catalog: FunctionCatalog) -> ReplayResult:
-    """Apply ``reply`` to the history as DTFx would and return this episode's decisions and completion."""
+           catalog: FunctionCatalog, error_stack: str = "") -> ReplayResult:
+    """Apply ``reply`` to the history as DTFx would and return this episode's decisions and completion.
+
+    ``error_stack`` is the stack of the failed invocation that carried the reply, for the failure details.
+    """
     replayer = _Replayer(name=name, instance_id=instance_id, execution_id=execution_id,
-                         parent_instance_id=parent_instance_id, reply=reply, catalog=catalog)
+                         parent_instance_id=parent_instance_id, reply=reply, catalog=catalog,
+                         error_stack=error_stack)
     for event in past_events:
         replayer.apply(event, is_new=False)
     for event in new_events:

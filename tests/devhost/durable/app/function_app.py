@@ -102,3 +102,32 @@ def Flaky(key: str) -> str:
 @app.orchestration_trigger(context_name="context")
 def FailsOnce(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("Flaky", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def BrokenChild(context: df.DurableOrchestrationContext):
+    yield context.call_activity("Echo", 1)
+    raise ValueError("child broke")
+
+
+@app.orchestration_trigger(context_name="context")
+def ParentOfBroken(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("BrokenChild")
+    except Exception as error:  # the parent sees the child's reason and details
+        return str(error)
+    return "no failure"
+
+
+@app.activity_trigger(input_name="value")
+def Explode(value: str) -> str:
+    raise KeyError(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def CatchesActivityFailure(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_activity("Explode", "x")
+    except Exception as error:
+        return str(error)
+    return "no failure"

@@ -139,7 +139,9 @@ class DurableApi:
         """Serve one request; ``tail`` is the still-encoded path after the API base (decoded here, once)."""
         if not rpc and request.method not in ("GET", "POST", "DELETE"):
             return empty(405)  # the host's webhook route takes these three methods only
-        segments = [unquote_plus(s) for s in tail.split("/") if s]
+        # The current extension runs WebUtility.UrlDecode over the whole path before it matches its route
+        # templates: `+` is a space, and an encoded `/` splits segments as a plain one would.
+        segments = [s for s in unquote_plus(tail).split("/") if s]
         query = query_values(request)
         hub_name = query.get("taskhub", "").strip() or self.clients.app_hub_name
         connection = query.get("connection") or DEFAULT_CONNECTION

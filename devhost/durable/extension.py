@@ -32,7 +32,7 @@ class DurableExtension:
         # The engine and client of this process write every row of this hub: status reads come from memory.
         self.hub: TaskHub = RowCachingTaskHub(hub or self._storage_hub(self.hub_name))
         self.engine = Engine(self.hub, worker, config.durable)
-        self.client = DurableClient(self.hub, self.engine)
+        self.client = DurableClient(self.hub, self.engine, override_active=config.durable.override_active_instances)
         self.clients = HubClients(self.client, self._storage_hub)
         self.api = DurableApi(self.clients)
 

@@ -26,7 +26,7 @@ class HubClients:
         if key == self.app_hub_name.lower():
             return self.app_client
         if key not in self.others:
-            self.others[key] = DurableClient(self.open_hub(hub_name))
+            self.others[key] = DurableClient(self.open_hub(hub_name), override_active=self.app_client.override_active)
         return self.others[key]
 
     async def close_others(self) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
+from devhost.durable.client import InstanceExists
 from devhost.durable.history import EventType, OrchestrationStatus
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
@@ -346,4 +349,19 @@ def test_custom_status_over_16_kb_schedules_nothing() -> None:
             history = (await h.hub.load_history(instance)).events
             assert kinds(history) == ["OrchestratorStarted", "ExecutionStarted", "ExecutionCompleted",
                                       "OrchestratorCompleted"]
+    run(scenario())
+
+
+def test_any_state_lets_a_start_replace_an_active_instance() -> None:
+    """With overridableExistingInstanceStates AnyState a start naming a running instance is accepted."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Greeter", {"name": "Ada", "timeout": 60}, "replaced-one")
+            await h.wait(instance, lambda r: r.custom_status != "null")
+            with pytest.raises(InstanceExists):
+                await h.client.start("Greeter", instance, None)
+            h.client.override_active = True
+            await h.start("Greeter", {"name": "Bo", "timeout": 60}, instance)
+            row = await h.wait(instance, lambda r: "Bo" in r.custom_status)
+            assert json.loads(row.custom_status) == {"greeting": "Hello Bo!"}
     run(scenario())

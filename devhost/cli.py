@@ -69,6 +69,9 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
     from devhost.host import Host, run  # imported here so --help stays fast
     from devhost.logs import setup_logging
 
+    # What a restart on file change re-executes with: the command line and environment as given, so that
+    # local.settings.json is applied afresh.
+    cwd, environ = os.getcwd(), dict(os.environ)
     config = load_config(args.app_dir, port=args.port)
     setup_logging(config.host_json, verbose=args.verbose, stream=out)
     print(_banner(), file=out, flush=True)
@@ -83,7 +86,12 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
         tail = "" if args.verbose else "For detailed output, run devhost with --verbose flag.\n"
         print(listing + "\n" + tail, file=out, flush=True)
 
-    return run(config, hosts=args.hosts, on_started=announce)
+    def restart() -> None:
+        from devhost.file_watcher import reexec
+
+        reexec(cwd, environ)
+
+    return run(config, hosts=args.hosts, on_started=announce, restart=restart)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:

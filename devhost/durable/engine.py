@@ -95,6 +95,7 @@ class Engine:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.activities.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -54,3 +54,8 @@ def orchestration_failure_details(reason: str) -> str:
     return _compact(_serialized_exception(
         "DurableTask.Core.Exceptions.OrchestrationFailureException", "DurableTask.Core", reason,
         extra={"Details": None}))
+
+
+def http_failure_details(message: str) -> str:
+    """The serialized ``HttpRequestException`` of a built-in HTTP activity that got no response."""
+    return _compact(_serialized_exception("System.Net.Http.HttpRequestException", "System.Net.Http", message))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from devhost.durable.durable_http import HTTP_ACTIVITY
 from devhost.durable.history import (
     Event,
     EventType,
@@ -426,9 +427,13 @@ class Episode:
                 EventType.TaskScheduled, event_id=decision.id, timestamp=self.now, Name=decision.name,
                 Version="", Input=decision.input if self.runner.store_inputs else None, Tags=None,
             ))
+            # The extension's activity input is a one-element array: the SDK's input text as a string, or
+            # the DurableHttpRequest object itself for the built-in HTTP activity.
+            message_input = (f"[{decision.input}]" if decision.name == HTTP_ACTIVITY and decision.input
+                             else compact_json([decision.input]))
             message_event = new_event(
                 EventType.TaskScheduled, event_id=decision.id, timestamp=self.now, Name=decision.name,
-                Version="", Input=compact_json([decision.input]), Tags=None,
+                Version="", Input=message_input, Tags=None,
             )
             self._send(message_event, self.instance_id, self.execution_id, to_work_items=True)
         elif isinstance(decision, CreateTimer):

@@ -19,6 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from devhost.durable.durable_http import (
+    DEFAULT_ASYNC_SLEEP_MS,
+    HTTP_ACTIVITY,
+    DurableHttpError,
+    durable_http_request,
+    header,
+    location_poll_request,
+)
 from devhost.durable.failure_details import orchestration_failure_details
 from devhost.durable.history import Event, EventType, OrchestrationStatus, parse_timestamp
 
@@ -352,8 +360,40 @@ class _Replayer:
         if kind in (7, 9, 10, "CallEntity", "SignalEntity", "ScheduledSignalEntity"):
             raise ReplayFailure("Durable entities are not supported by devhost yet.")
         if kind in (8, "CallHttp"):
-            raise ReplayFailure("Durable HTTP calls (call_http) are not supported by devhost yet.")
+            try:
+                request = durable_http_request(action.get("httpRequest"))
+            except DurableHttpError as exc:
+                raise ReplayFailure(str(exc)) from None
+            return spawn(self.call_http(request))
         raise ReplayFailure(f"Unknown action type {kind!r} in the orchestrator's reply.")
+
+    def schedule_http(self, request: dict[str, Any]) -> Future:
+        """The reserved HTTP activity; it is no function of the app, so the existence check is skipped."""
+        return self._schedule(ScheduleTask(self._next_id(), HTTP_ACTIVITY, compact_json(request)))
+
+    def call_http(self, request: dict[str, Any]) -> Coroutine:
+        """The extension's CallHttpAsync: one HTTP activity, then, for a 202, a timer and a poll of Location."""
+        response_text = yield self.schedule_http(request)
+        while request["asynchronousPatternEnabled"]:
+            response = json.loads(response_text or "{}")
+            if response.get("statusCode") != 202:
+                break
+            headers = response.get("headers")
+            retry_after = header(headers, "Retry-After")
+            assert self.now is not None
+            if retry_after is None:
+                delay = timedelta(milliseconds=DEFAULT_ASYNC_SLEEP_MS)
+            elif retry_after.strip().lstrip("+-").isdigit():
+                delay = timedelta(seconds=int(retry_after))
+            else:  # int.Parse throws, and the call fails
+                raise TaskFailure("The input string '" + retry_after + "' was not in a correct format.")
+            yield self.create_timer(self.now + delay)
+            location = header(headers, "Location")
+            if location is None:
+                raise TaskFailure("The given key 'Location' was not present in the dictionary.")
+            request = location_poll_request(request, location)
+            response_text = yield self.schedule_http(request)
+        return response_text
 
     def with_retry(self, attempt: Callable[[], Future], options: dict[str, Any]) -> Coroutine:
         """DTFx's RetryInterceptor: one id per attempt and per retry timer, plus a last timer."""

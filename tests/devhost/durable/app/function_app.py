@@ -131,3 +131,11 @@ def CatchesActivityFailure(context: df.DurableOrchestrationContext):
     except Exception as error:
         return str(error)
     return "no failure"
+
+
+@app.orchestration_trigger(context_name="context")
+def HttpCaller(context: df.DurableOrchestrationContext):
+    request = context.get_input()
+    response = yield context.call_http(request["method"], request["uri"], request.get("content"),
+                                       request.get("headers"))
+    return response

@@ -47,13 +47,13 @@ class RunningHost:
         return self.log_path.read_text(errors="replace")
 
 
-def host_command(kind: str, port: int) -> list[str]:
+def host_command(kind: str, port: int, app_dir: Path = PROJECT_ROOT) -> list[str]:
     if kind == "func":
         func = shutil.which("func")
         if func is None:
             pytest.skip("E2E_HOST=func but Core Tools' `func` is not on the PATH")
         return [func, "start", "--port", str(port)]
-    return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(PROJECT_ROOT)]
+    return [sys.executable, "-m", "devhost", "start", "--port", str(port), "--app-dir", str(app_dir)]
 
 
 def wait_until_ready(host: RunningHost, timeout: float = 60.0) -> None:
@@ -72,7 +72,8 @@ def wait_until_ready(host: RunningHost, timeout: float = 60.0) -> None:
 
 
 def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = None, port: int | None = None,
-                extra_env: dict[str, str] | None = None, kind: str | None = None) -> RunningHost:
+                extra_env: dict[str, str] | None = None, kind: str | None = None,
+                app_dir: Path = PROJECT_ROOT) -> RunningHost:
     kind = kind or os.environ.get("E2E_HOST", "devhost")
     port = port or free_port()
     hub_name = hub_name or f"e2e{uuid.uuid4().hex[:12]}"
@@ -85,7 +86,7 @@ def launch_host(storage_connection: str, tmp: Path, *, hub_name: str | None = No
     }
     log_path = tmp / f"host-{hub_name}.log"
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(host_command(kind, port), cwd=PROJECT_ROOT, env=env, stdout=log_file,
+        process = subprocess.Popen(host_command(kind, port, app_dir), cwd=PROJECT_ROOT, env=env, stdout=log_file,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     host = RunningHost(f"http://localhost:{port}", port, hub_name, storage_connection, process, log_path, env)
     try:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from devhost.durable.client import DurableClient, InstanceExists
 from devhost.durable.client_binding import DEFAULT_CONNECTION, management_urls
+from devhost.durable.entities.api import handle_entities
 from devhost.durable.history import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -163,7 +164,7 @@ class DurableApi:
             return await self.start(call, segs[1], segs[2] if len(segs) == 3 else None) if method == "POST" \
                 else empty(404)
         if first == "entities" and len(segs) <= 3:
-            return error(501, "Durable entities are not supported by devhost.")
+            return await handle_entities(call)
         if first == "makeprimary" and len(segs) == 1:
             return empty(200)
         if first != "instances" or len(segs) > 4:

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from devhost.config import DurableSettings
 from devhost.durable.activity_workers import ActivityWorkers
+from devhost.durable.entities.ids import is_entity
+from devhost.durable.entities.runner import EntityRunner
 from devhost.durable.history import utcnow
 from devhost.durable.orchestration import EpisodeRunner
 from devhost.durable.replay import FunctionCatalog
@@ -33,9 +35,11 @@ MAX_BUFFERED_MESSAGES = 2000  # receive no more while this many wait for their i
 class DurableWorker(Protocol):
     orchestrators: dict[str, Any]
     activities: dict[str, Any]
+    entities: dict[str, Any]
 
     async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
     async def invoke_activity(self, name: str, input_json: str | None) -> str | None: ...
+    async def invoke_entity(self, name: str, context_json: str) -> str: ...
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Engine:
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
             keep_history=settings.extended_sessions, send=self.send, finished=self.finished,
         )
+        self.entities = EntityRunner(hub, worker, self.settler, self.send)  # batches for @name@key instances
         self.activities = ActivityWorkers(hub, worker, self.catalog, settings, self.settler,
                                           receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
         self.inboxes: dict[str, InstanceInbox] = {}
@@ -153,6 +158,7 @@ class Engine:
     def forget(self, instance_id: str) -> None:
         """Drop the history kept of ``instance_id`` (purged or rewound): its next episode reads storage."""
         self.runner.forget(instance_id)
+        self.entities.forget(instance_id)
 
     async def _drop_timers(self, instance_id: str) -> None:
         """Delete the timer messages of a finished instance: they could only be discarded on arrival,
@@ -238,19 +244,20 @@ class Engine:
 
     async def _episode(self, instance_id: str, batch: list[ReceivedMessage]) -> None:
         started = time.perf_counter()
+        runner: EpisodeRunner | EntityRunner = self.entities if is_entity(instance_id) else self.runner
         try:
-            consumed, deferred = await self.runner.run(instance_id, batch)
+            consumed, deferred = await runner.run(instance_id, batch)
         except CheckpointConflict:
             log.warning("Instance '%s' was checkpointed by someone else; reloading its history", instance_id)
-            self.runner.forget(instance_id)
+            runner.forget(instance_id)
             await self._retry_later(batch, 0.0)
             return
         except asyncio.CancelledError:
-            self.runner.forget(instance_id)
+            runner.forget(instance_id)
             raise
         except Exception:
             log.exception("Episode of instance '%s' failed; its messages will be retried", instance_id)
-            self.runner.forget(instance_id)
+            runner.forget(instance_id)
             delay = min(2.0 ** max(m.dequeue_count for m in batch), 60.0)
             await self._retry_later(batch, delay)
             return

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from devhost.durable.durable_http import HTTP_ACTIVITY
+from devhost.durable.entities.messages import OPERATION_EVENT, operation_message
 from devhost.durable.history import (
     Event,
     EventType,
@@ -32,12 +33,13 @@ from devhost.durable.history import (
 )
 from devhost.durable.replay import (
     Completion,
-    CreateSubOrchestration,
     CreateTimer,
+    Decision,
     FunctionCatalog,
     ReplayFailure,
     ReplayResult,
     ScheduleTask,
+    SendEntityOperation,
     compact_json,
     failed,
     replay,
@@ -341,7 +343,8 @@ class Episode:
         terminated = next((e for e in self.new_events if e["EventType"] == EventType.ExecutionTerminated), None)
         if terminated is not None:
             next_id = sum(1 for e in self.past if e["EventType"] in {
-                EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated})
+                EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated,
+                EventType.EventSent})
             self._complete(Completion(next_id, OrchestrationStatus.Terminated, terminated.get("Input")))
         elif not is_suspended(self.all_events):  # while suspended, events are only recorded
             payload_history = [*self.past, opened, *self.new_events]
@@ -420,7 +423,7 @@ class Episode:
         if result.completion is not None:
             self._complete(result.completion)
 
-    def _decide(self, decision: ScheduleTask | CreateTimer | CreateSubOrchestration) -> None:
+    def _decide(self, decision: Decision) -> None:
         target = {"InstanceId": self.instance_id, "ExecutionId": self.execution_id}
         if isinstance(decision, ScheduleTask):
             self.written.append(new_event(
@@ -442,6 +445,13 @@ class Episode:
                                           FireAt=fire_at))
             fired = new_event(EventType.TimerFired, timestamp=self.now, TimerId=decision.id, FireAt=fire_at)
             self._send(fired, self.instance_id, self.execution_id, visible_at=decision.fire_at)
+        elif isinstance(decision, SendEntityOperation):
+            self.written.append(new_event(EventType.EventSent, event_id=decision.id, timestamp=self.now,
+                                          InstanceId=decision.instance_id, Name=OPERATION_EVENT,
+                                          Input=decision.request))
+            self.outbound.append(operation_message(
+                decision.instance_id, decision.request, timestamp=self.now, visible_at=decision.visible_at,
+                sender={"InstanceId": self.instance_id, "ExecutionId": self.execution_id}))
         else:
             self.written.append(new_event(
                 EventType.SubOrchestrationInstanceCreated, event_id=decision.id, timestamp=self.now,

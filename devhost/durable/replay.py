@@ -27,6 +27,7 @@ from devhost.durable.durable_http import (
     header,
     location_poll_request,
 )
+from devhost.durable.entities.messages import deterministic_guid, request_message
 from devhost.durable.failure_details import orchestration_failure_details
 from devhost.durable.history import Event, EventType, OrchestrationStatus, parse_timestamp
 
@@ -56,7 +57,17 @@ class CreateSubOrchestration:
     input: str | None
 
 
-Decision = ScheduleTask | CreateTimer | CreateSubOrchestration
+@dataclass
+class SendEntityOperation:
+    """An operation sent to an entity (history: EventSent; message: EventRaised ``op``)."""
+
+    id: int
+    instance_id: str  # the entity's @name@key
+    request: str  # the RequestMessage JSON
+    visible_at: datetime | None = None  # a scheduled signal
+
+
+Decision = ScheduleTask | CreateTimer | CreateSubOrchestration | SendEntityOperation
 
 
 @dataclass
@@ -203,6 +214,7 @@ SCHEDULING_EVENTS = {
     EventType.TaskScheduled: ScheduleTask,
     EventType.TimerCreated: CreateTimer,
     EventType.SubOrchestrationInstanceCreated: CreateSubOrchestration,
+    EventType.EventSent: SendEntityOperation,
 }
 CUSTOM_STATUS_LIMIT_KB = 16
 
@@ -250,6 +262,7 @@ class _Replayer:
         self.name = name
         self.error_stack = error_stack
         self.custom_text: str | None = None  # the reply's custom status, compact JSON
+        self.guid_counter = 0  # NewGuid's counter, for entity request ids
         self.instance_id = instance_id
         self.execution_id = execution_id
         self.parent_instance_id = parent_instance_id
@@ -358,7 +371,8 @@ class _Replayer:
         if kind in (12, "WhenAll"):
             return when_all([self.start(child) for child in action.get("compoundActions", [])])
         if kind in (7, 9, 10, "CallEntity", "SignalEntity", "ScheduledSignalEntity"):
-            raise ReplayFailure("Durable entities are not supported by devhost yet.")
+            return self.send_entity_operation(action, call=kind in (7, "CallEntity"),
+                                              scheduled=kind in (10, "ScheduledSignalEntity"))
         if kind in (8, "CallHttp"):
             try:
                 request = durable_http_request(action.get("httpRequest"))
@@ -366,6 +380,28 @@ class _Replayer:
                 raise ReplayFailure(str(exc)) from None
             return spawn(self.call_http(request))
         raise ReplayFailure(f"Unknown action type {kind!r} in the orchestrator's reply.")
+
+    def send_entity_operation(self, action: dict[str, Any], *, call: bool, scheduled: bool) -> Future:
+        """call_entity waits for the answer named by the request id; a signal is done once sent."""
+        target = str(action.get("instanceId") or "")
+        if not target.startswith("@") or "@" not in target[1:]:
+            raise ReplayFailure(f"Invalid entity instance id '{target}'.")
+        assert self.now is not None
+        self.guid_counter += 1
+        request_id = deterministic_guid(self.instance_id, self.now, self.guid_counter - 1)
+        due = parse_timestamp(action["fireAt"]) if scheduled and action.get("fireAt") else None
+        request = request_message(
+            request_id=request_id, operation=str(action.get("operation") or ""), input_text=action.get("input"),
+            signal=not call, parent=self.instance_id if call else None,
+            parent_execution=self.execution_id if call else None, timestamp=self.now, scheduled_time=due,
+        )
+        decision = SendEntityOperation(self._next_id(), target, request, due)
+        self.pending[decision.id] = decision  # sending completes at once: no open task keeps the id
+        if call:
+            return self.wait_for_event(request_id)
+        sent = Future()
+        sent.set_result(None)
+        return sent
 
     def schedule_http(self, request: dict[str, Any]) -> Future:
         """The reserved HTTP activity; it is no function of the app, so the existence check is skipped."""

@@ -1,0 +1,70 @@
+"""The entity routes of the Durable HTTP API: ``entities/{name?}/{key?}``, as the extension's HttpApiHandler.
+
+GET with a key reads the state (404 without a body when the entity does not exist); GET without one
+lists entities (of the name, when given) with ``lastOperationTimeFrom``/``To``, ``pageSize``,
+``fetchState`` and the ``x-ms-continuation-token`` header; POST signals ``?op=``, DELETE signals
+``delete``; both answer 202 once the operation is stored. A key of ``$`` means the empty key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from devhost.durable.entities.client import list_entities, read_entity_state, signal_entity
+from devhost.durable.entities.ids import EMPTY_KEY_SYMBOL, EntityId
+from devhost.durable.history import format_timestamp, parse_token
+
+if TYPE_CHECKING:
+    from devhost.durable.api import Call
+
+CONTINUATION_HEADER = "x-ms-continuation-token"
+
+
+async def handle_entities(call: Call) -> web.StreamResponse:
+    """Serve ``entities/...``; ``call.segments`` starts with ``entities``."""
+    from devhost.durable.api import empty, error, json_response
+
+    segments = call.segments[1:]
+    name = segments[0] if segments else ""
+    key = segments[1] if len(segments) > 1 else ""
+    method = call.request.method
+    if method == "GET" and key:
+        if not name:
+            return error(400, "Invalid entity id: entity name must not be a null or empty string.")
+        entity = EntityId(name, "" if key == EMPTY_KEY_SYMBOL else key)
+        exists, state = await read_entity_state(call.client, entity)
+        if not exists:
+            return empty(404)
+        return json_response(parse_token(state), 200)
+    if method == "GET":
+        page_size = call.number("pageSize")
+        found, token = await list_entities(
+            call.client, name or None, fetch_state=call.flag("fetchState", False),
+            page_size=int(page_size) if page_size and page_size > 0 else None,
+            continuation=call.request.headers.get(CONTINUATION_HEADER),
+            last_from=call.time("lastOperationTimeFrom"), last_to=call.time("lastOperationTimeTo"))
+        body = [{"entityId": s.entity_id.to_json(),
+                 "lastOperationTime": format_timestamp(s.last_operation_time) if s.last_operation_time else None,
+                 "state": parse_token(s.state)} for s in found]
+        return json_response(body, 200, {CONTINUATION_HEADER: token or ""})
+    if method not in ("POST", "DELETE"):
+        return empty(404)
+    if not name:
+        return error(400, "Invalid entity id: entity name must not be a null or empty string.")
+    operation = "delete" if method == "DELETE" else (call.text("op") or "")
+    raw = await call.request.read()
+    input_text: str | None = None
+    if raw:
+        text = raw.decode("utf-8-sig", errors="replace")
+        if call.request.content_type.lower() == "application/json":
+            try:
+                input_text = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+            except json.JSONDecodeError as exc:
+                return error(400, f"Could not parse JSON content: {exc}")
+        else:
+            input_text = json.dumps(text, ensure_ascii=False)  # the text as a JSON string
+    await signal_entity(call.client, EntityId(name, key), operation, input_text)
+    return empty(202)

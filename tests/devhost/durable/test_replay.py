@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -122,3 +123,32 @@ def test_continue_as_new_carries_new_events_over() -> None:
     assert result.completion is not None
     assert (result.completion.status, result.completion.result) == (OrchestrationStatus.ContinuedAsNew, "2")
     assert [e["Name"] for e in result.completion.carryover_events] == ["Next"]
+
+
+def test_entity_signal_and_call_take_sequence_ids_and_the_call_waits_for_its_answer() -> None:
+    """signal_entity and call_entity each take the next id (EventSent); only the call keeps the episode open."""
+    actions = [
+        {"actionType": 9, "instanceId": "@counter@k", "operation": "add", "input": "1"},
+        {"actionType": 7, "instanceId": "@counter@k", "operation": "get", "input": None},
+    ]
+    builder = HistoryBuilder().started()
+    result = run(builder, actions[:2])
+    assert [type(d).__name__ for d in result.decisions] == ["SendEntityOperation", "SendEntityOperation"]
+    assert [d.id for d in result.decisions] == [0, 1]
+    signal, call = (json.loads(d.request) for d in result.decisions)  # type: ignore[union-attr]
+    assert (signal["signal"], signal["parent"], call["signal"], call["parent"]) == (True, None, False, "inst-001")
+    assert signal["id"] != call["id"] and result.completion is None
+    again = run(builder, actions[:2])  # a replay of the same point sends the same request ids
+    assert [json.loads(d.request)["id"] for d in again.decisions] == [signal["id"], call["id"]]  # type: ignore
+
+
+def test_a_call_http_action_schedules_the_built_in_http_activity() -> None:
+    """CallHttp becomes BuiltIn::HttpActivity with the extension's DurableHttpRequest (async pattern on)."""
+    http = {"method": "get", "uri": "http://127.0.0.1:1/x", "content": None, "headers": {"A": "b"},
+            "tokenSource": {"resource": "https://graph.microsoft.com", "kind": "AzureManagedIdentity"}}
+    result = run(HistoryBuilder().started(), [{"actionType": 8, "httpRequest": http}])
+    (decision,) = result.decisions
+    assert isinstance(decision, ScheduleTask) and decision.name == "BuiltIn::HttpActivity"
+    request = json.loads(decision.input or "")
+    assert request["method"] == "GET" and request["asynchronousPatternEnabled"] is True
+    assert request["tokenSource"]["resource"] == "https://graph.microsoft.com/.default"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +15,7 @@ import pytest
 
 from devhost.durable.client_binding import client_binding_json
 from tests.hosts import RunningHost, launch_host, stop_host
+from tests.http_client import NO_BODY, poll, request
 
 APP_DIR = Path(__file__).resolve().parent / "app"
 
@@ -38,48 +36,31 @@ def sdk_client(host: RunningHost) -> df.DurableOrchestrationClient:
     return df.DurableOrchestrationClient(binding)
 
 
-def http(method: str, url: str, body: Any = None, content_type: str = "application/json"
-         ) -> tuple[int, Any, dict[str, str]]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            text = reply.read()
-            return reply.status, json.loads(text) if text else None, dict(reply.headers)
-    except urllib.error.HTTPError as failure:
-        text = failure.read()
-        return failure.code, json.loads(text) if text else None, dict(failure.headers)
-
-
 def counter_state(host: RunningHost, key: str) -> Any:
-    status, body, _ = http("GET", host.durable(f"entities/counter/{key}"))
-    return body if status == 200 else None
+    reply = request("GET", host.durable(f"entities/counter/{key}"))
+    return reply.json if reply.status == 200 else None
 
 
-def wait_for(predicate: Any, what: str, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not reached within {within} s"
-        time.sleep(0.05)
+def until_state(host: RunningHost, key: str, value: Any, timeout: float = 60.0) -> None:
+    poll(lambda: counter_state(host, key), lambda state: state == value, timeout=timeout, interval=0.05,
+         what=f"counter {key} at {value}")
 
 
 def start(host: RunningHost, name: str, value: Any) -> str:
-    status, body, _ = http("POST", host.api(f"start/{name}"), value)
-    assert status == 202, body
-    return body["id"]
+    reply = request("POST", host.api(f"start/{name}"), value)
+    assert reply.status == 202, reply
+    return reply.json["id"]
 
 
 def output_of(host: RunningHost, instance_id: str) -> Any:
-    result: dict[str, Any] = {}
+    final = poll(lambda: request("GET", host.durable(f"instances/{instance_id}")),
+                 lambda r: r.status == 200, timeout=60, what=f"instance {instance_id} finished").json
+    assert final["runtimeStatus"] == "Completed", final.get("output")
+    return final["output"]
 
-    def done() -> bool:
-        _, body, _ = http("GET", host.durable(f"instances/{instance_id}"))
-        result.update(body or {})
-        return bool(body) and body["runtimeStatus"] in ("Completed", "Failed")
 
-    wait_for(done, f"instance {instance_id} finished")
-    assert result["runtimeStatus"] == "Completed", result.get("output")
-    return result["output"]
+def signal(host: RunningHost, url_tail: str, body: Any = NO_BODY) -> int:
+    return request("POST", host.durable(url_tail), body).status
 
 
 def test_a_thousand_concurrent_signals_count_exactly_once(entity_host: RunningHost,
@@ -100,14 +81,14 @@ def test_a_thousand_concurrent_signals_count_exactly_once(entity_host: RunningHo
         await asyncio.gather(*(one() for _ in range(500)))
 
     def from_http(_: int) -> int:
-        return http("POST", entity_host.durable(f"entities/Counter/{key}?op=add"), 1)[0]
+        return signal(entity_host, f"entities/Counter/{key}?op=add", 1)
 
     with ThreadPoolExecutor(8) as pool:  # raw HTTP callers, while Microsoft's client signals too
         posted = pool.map(from_http, range(200))
         sdk_loop.run_until_complete(from_sdk())
         assert set(posted) == {202}
     assert [output_of(entity_host, i) for i in orchestrations] == [100, 100, 100]
-    wait_for(lambda: counter_state(entity_host, key) == 1000, "count of 1000")
+    until_state(entity_host, key, 1000)
     # Nothing may be applied twice: the count stays at 1000 while any redelivery would land.
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:
@@ -147,23 +128,20 @@ def test_entity_routes_answer_as_the_extension(entity_host: RunningHost) -> None
     """GET (404, then the state), POST ?op= (202), list with fetchState, DELETE (202, then 404)."""
     key = f"h{uuid.uuid4().hex[:8]}"
     url = entity_host.durable(f"entities/counter/{key}")
-    assert http("GET", url)[:2] == (404, None)
-    assert http("POST", f"{url}?op=add", 7)[0] == 202
-    wait_for(lambda: counter_state(entity_host, key) == 7, "state 7")
-    status, listing, headers = http("GET", entity_host.durable("entities/counter?fetchState=true"))
-    assert status == 200 and "x-ms-continuation-token" in {h.lower() for h in headers}
-    mine = [e for e in listing if e["entityId"] == {"name": "counter", "key": key}]
+    missing = request("GET", url)
+    assert (missing.status, missing.body) == (404, b"")
+    assert signal(entity_host, f"entities/counter/{key}?op=add", 7) == 202
+    until_state(entity_host, key, 7)
+    listed = request("GET", entity_host.durable("entities/counter?fetchState=true"))
+    assert listed.status == 200 and listed.header("x-ms-continuation-token") is not None
+    mine = [e for e in listed.json if e["entityId"] == {"name": "counter", "key": key}]
     assert len(mine) == 1 and mine[0]["state"] == 7 and mine[0]["lastOperationTime"].endswith("Z")
-    status, listing, _ = http("GET", entity_host.durable("entities/counter"))
-    assert all(e["state"] is None for e in listing)
-    assert http("POST", f"{url}?op=add", None)[0] == 202  # no body: no input
-    bad = urllib.request.Request(f"{url}?op=add", data=b"{oops", method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(bad, timeout=10)
-    assert refused.value.code == 400 and b"Could not parse JSON content" in refused.value.read()
-    assert http("DELETE", url)[0] == 202
-    wait_for(lambda: http("GET", url)[0] == 404, "entity deleted")
+    assert all(e["state"] is None for e in request("GET", entity_host.durable("entities/counter")).json)
+    assert signal(entity_host, f"entities/counter/{key}?op=add") == 202  # no body: no input
+    bad = request("POST", f"{url}?op=add", raw=b"{oops")
+    assert bad.status == 400 and b"Could not parse JSON content" in bad.body
+    assert request("DELETE", url).status == 202
+    poll(lambda: request("GET", url), lambda r: r.status == 404, timeout=20, what="entity deleted")
 
 
 def test_state_survives_kill_9(storage_connection: str, tmp_path: Path) -> None:
@@ -172,14 +150,14 @@ def test_state_survives_kill_9(storage_connection: str, tmp_path: Path) -> None:
     key = f"s{uuid.uuid4().hex[:8]}"
     try:
         for _ in range(20):
-            assert http("POST", first.durable(f"entities/counter/{key}?op=add"), 1)[0] == 202
-        wait_for(lambda: counter_state(first, key) == 20, "count of 20")
+            assert signal(first, f"entities/counter/{key}?op=add", 1) == 202
+        until_state(first, key, 20)
     finally:
         stop_host(first, hard=True)
     second = launch_host(storage_connection, tmp_path, hub_name=first.hub_name, app_dir=APP_DIR)
     try:
         assert counter_state(second, key) == 20
-        assert http("POST", second.durable(f"entities/counter/{key}?op=add"), 5)[0] == 202
-        wait_for(lambda: counter_state(second, key) == 25, "count of 25")
+        assert signal(second, f"entities/counter/{key}?op=add", 5) == 202
+        until_state(second, key, 25)
     finally:
         stop_host(second)

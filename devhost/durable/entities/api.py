@@ -66,5 +66,10 @@ async def handle_entities(call: Call) -> web.StreamResponse:
                 return error(400, f"Could not parse JSON content: {exc}")
         else:
             input_text = json.dumps(text, ensure_ascii=False)  # the text as a JSON string
+    # The app's own client checks that the entity function exists (ThrowIfFunctionDoesNotExist): 400.
+    runner = getattr(call.client.engine, "entities", None)
+    missing = runner.missing_function_message(name) if runner is not None else None
+    if missing is not None:
+        return json_response({"Message": missing}, 400)
     await signal_entity(call.client, EntityId(name, key), operation, input_text)
     return empty(202)

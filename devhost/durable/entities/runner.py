@@ -147,16 +147,27 @@ class EntityRunner:
             await self.send(answers)  # the provider's order: messages first, then the checkpoint
         await self._checkpoint(instance_id, entity, loaded, new_state, now)
 
+    def missing_function_message(self, name: str) -> str | None:
+        """The extension's message for a name that is no entity function of the app, else None.
+
+        The extension decides between its two wordings by the count of *orchestrator* functions; the
+        worker here does not say, so the listing form is used whenever the app has other durable functions.
+        """
+        if self._function_name(EntityId(name, "")) is not None:
+            return None
+        known = "', '".join(self.worker.entities)
+        others = bool(self.worker.entities) or bool(getattr(self.worker, "orchestrators", None))
+        extra = (f"The following are the known entity functions: '{known}'." if others
+                 else "No entity functions are currently registered!")
+        return (f"The function '{name.lower()}' doesn't exist, is disabled, or is not an entity function. "
+                f"Additional info: {extra}")
+
     async def _invoke(self, entity: EntityId, state: SchedulerState, requests: list[dict[str, Any]]
                       ) -> tuple[list[tuple[bool, str | None]], tuple[bool, str | None] | None]:
         """Run the batch: (succeeded, result JSON text) per request, and the new (exists, state) if any."""
         name = self._function_name(entity)
         if name is None:
-            known = "', '".join(self.worker.entities)
-            extra = (f"The following are the known entity functions: '{known}'." if known
-                     else "No entity functions are currently registered!")
-            message = (f"The function '{entity.name}' doesn't exist, is disabled, or is not an entity function. "
-                       f"Additional info: {extra}")
+            message = self.missing_function_message(entity.name) or ""
             return [(False, compact(message))] * len(requests), None
         payload = {
             "self": {"name": entity.name, "key": entity.key},

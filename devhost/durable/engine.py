@@ -75,7 +75,8 @@ class Engine:
         self.stopping = False
 
     def catalog(self) -> FunctionCatalog:
-        return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys())
+        return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys(),
+                               self.worker.entities.keys())
 
     @property
     def lease(self) -> float:

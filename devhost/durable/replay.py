@@ -241,13 +241,16 @@ class FunctionCatalog:
 
     orchestrators: Iterable[str]
     activities: Iterable[str]
+    entities: Iterable[str] = ()
 
     def resolve(self, kind: str, name: str) -> str:
-        names = list(self.orchestrators if kind == "orchestrator" else self.activities)
+        names = list({"orchestrator": self.orchestrators, "entity": self.entities}.get(kind, self.activities))
         for known in names:
             if known.lower() == name.lower():
                 return known
         known_text = ", ".join(f"'{n}'" for n in names) or None
+        if kind == "entity" and list(self.orchestrators):
+            known_text = f"'{', '.join(names)}'"  # the extension lists entities whenever orchestrators exist
         extra = (f"The following are the known {kind} functions: {known_text}." if known_text
                  else f"No {kind} functions are currently registered!")
         raise ReplayFailure(
@@ -386,6 +389,7 @@ class _Replayer:
         target = str(action.get("instanceId") or "")
         if not target.startswith("@") or "@" not in target[1:]:
             raise ReplayFailure(f"Invalid entity instance id '{target}'.")
+        self.catalog.resolve("entity", target[1:].split("@", 1)[0])  # as CallDurableTaskFunctionAsync checks
         assert self.now is not None
         self.guid_counter += 1
         request_id = deterministic_guid(self.instance_id, self.now, self.guid_counter - 1)

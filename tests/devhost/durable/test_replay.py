@@ -10,7 +10,7 @@ from devhost.durable.history import Event, EventType, OrchestrationStatus
 from devhost.durable.replay import CreateTimer, FunctionCatalog, ReplayResult, ScheduleTask, replay
 from tests.history_builder import HistoryBuilder
 
-CATALOG = FunctionCatalog(["Orchestrator"], ["Hello", "Flaky"])
+CATALOG = FunctionCatalog(["Orchestrator"], ["Hello", "Flaky"], ["Counter"])
 
 
 def split(history: list[Event]) -> tuple[list[Event], list[Event]]:
@@ -152,3 +152,12 @@ def test_a_call_http_action_schedules_the_built_in_http_activity() -> None:
     request = json.loads(decision.input or "")
     assert request["method"] == "GET" and request["asynchronousPatternEnabled"] is True
     assert request["tokenSource"]["resource"] == "https://graph.microsoft.com/.default"
+
+
+def test_an_operation_on_an_entity_the_app_lacks_fails_the_execution() -> None:
+    """As the extension's existence check: the orchestration fails naming the known entity functions."""
+    action = {"actionType": 7, "instanceId": "@meter@k", "operation": "get", "input": None}
+    result = run(HistoryBuilder().started(), [action])
+    assert result.completion is not None and result.completion.status == OrchestrationStatus.Failed
+    assert ("The function 'meter' doesn't exist, is disabled, or is not an entity function. Additional info: "
+            "The following are the known entity functions: 'Counter'.") in (result.completion.result or "")

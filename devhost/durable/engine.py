@@ -124,7 +124,8 @@ class Engine:
         timers = self.hub.write_leased(delayed, 0.0) if delayed else []
         loop = asyncio.get_running_loop()
         for message, timer in zip(delayed, timers, strict=True):
-            self.timers.setdefault(message.instance_id, []).append(timer)
+            if not is_entity(message.instance_id):  # an entity never finishes: its timers are never dropped
+                self.timers.setdefault(message.instance_id, []).append(timer)
             assert message.visible_at is not None
             event = self.wake.get(timer.queue)
             if event is not None:

@@ -168,6 +168,8 @@ class EntityRunner:
         name = self._function_name(entity)
         if name is None:
             message = self.missing_function_message(entity.name) or ""
+            log.warning("Entity '%s': %s (%d operation(s) answered with this error)", entity.instance_id, message,
+                        len(requests))
             return [(False, compact(message))] * len(requests), None
         payload = {
             "self": {"name": entity.name, "key": entity.key},

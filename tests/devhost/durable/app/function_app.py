@@ -139,3 +139,10 @@ def HttpCaller(context: df.DurableOrchestrationContext):
     response = yield context.call_http(request["method"], request["uri"], request.get("content"),
                                        request.get("headers"))
     return response
+
+
+@app.entity_trigger(context_name="context")
+def Tally(context: df.DurableEntityContext) -> None:
+    total = context.get_state(lambda: 0) + int(context.get_input() or 0)
+    context.set_state(total)
+    context.set_result(total)

@@ -25,7 +25,7 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 
 async def handle_entities(call: Call) -> web.StreamResponse:
     """Serve ``entities/...``; ``call.segments`` starts with ``entities``."""
-    from devhost.durable.api import empty, error, json_response
+    from devhost.durable.api import empty, error, json_response  # here: devhost.durable.api imports this module
 
     segments = call.segments[1:]
     name = segments[0] if segments else ""

@@ -5,29 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
-import pytest
 
 from devhost.durable.client_binding import client_binding_json
+from tests.entities.conftest import APP_DIR, output_of, start
 from tests.hosts import RunningHost, launch_host, stop_host
 from tests.http_client import NO_BODY, poll, request
-
-APP_DIR = Path(__file__).resolve().parent / "app"
-
-
-@pytest.fixture(scope="module")
-def entity_host(storage_connection: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
-    """devhost running the entity test app on its own task hub."""
-    running = launch_host(storage_connection, tmp_path_factory.mktemp("entities"), app_dir=APP_DIR)
-    try:
-        yield running
-    finally:
-        stop_host(running)
 
 
 def sdk_client(host: RunningHost) -> df.DurableOrchestrationClient:
@@ -44,19 +31,6 @@ def counter_state(host: RunningHost, key: str) -> Any:
 def until_state(host: RunningHost, key: str, value: Any, timeout: float = 60.0) -> None:
     poll(lambda: counter_state(host, key), lambda state: state == value, timeout=timeout, interval=0.05,
          what=f"counter {key} at {value}")
-
-
-def start(host: RunningHost, name: str, value: Any) -> str:
-    reply = request("POST", host.api(f"start/{name}"), value)
-    assert reply.status == 202, reply
-    return reply.json["id"]
-
-
-def output_of(host: RunningHost, instance_id: str) -> Any:
-    final = poll(lambda: request("GET", host.durable(f"instances/{instance_id}")),
-                 lambda r: r.status == 200, timeout=60, what=f"instance {instance_id} finished").json
-    assert final["runtimeStatus"] == "Completed", final.get("output")
-    return final["output"]
 
 
 def signal(host: RunningHost, url_tail: str, body: Any = NO_BODY) -> int:

@@ -1,4 +1,5 @@
-"""Entity test app: a counter entity, orchestrations that call and signal it, and an HTTP starter."""
+"""Test app for what the deployed app does not use: a counter entity, orchestrations that call and signal it,
+an orchestration that uses call_http, and an HTTP starter."""
 
 import json
 
@@ -54,6 +55,14 @@ def SignalCounter(context: df.DurableOrchestrationContext):
         context.signal_entity(entity, "add", 1)
     return request["times"]
     yield  # a generator without yields before the return
+
+
+@app.orchestration_trigger(context_name="context")
+def FetchUrl(context: df.DurableOrchestrationContext):
+    """call_http of the input's method and uri; returns what the SDK hands back."""
+    request = context.get_input()
+    response = yield context.call_http(request["method"], request["uri"])
+    return response
 
 
 @app.route(route="start/{name}", methods=["POST"])

@@ -67,6 +67,7 @@ class LoadedEntity:
     execution_id: str | None
     created: datetime | None
     state: SchedulerState
+    row_current: bool = True  # False: a crash came between the history and the row write
 
 
 def read_scheduler_state(events: Sequence[dict[str, Any]]) -> SchedulerState:
@@ -97,7 +98,9 @@ class EntityRunner:
         started = next((e for e in page.events if e["EventType"] == EventType.ExecutionStarted), None)
         row = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
         created = row.created_time if row is not None else None
-        return LoadedEntity(page.execution_id if started else None, created, read_scheduler_state(page.events))
+        execution_id = page.execution_id if started else None
+        row_current = execution_id is None or (row is not None and row.execution_id == execution_id)
+        return LoadedEntity(execution_id, created, read_scheduler_state(page.events), row_current)
 
     def _function_name(self, entity: EntityId) -> str | None:
         return next((n for n in self.worker.entities if n.lower() == entity.name.lower()), None)
@@ -122,6 +125,11 @@ class EntityRunner:
                 requests.append(request)
         if requests:
             await self._apply(instance_id, entity, loaded, requests)
+        elif not loaded.row_current and loaded.execution_id is not None:
+            # Only redeliveries: the checkpoint they belong to is in history; bring the row up to it.
+            await self._write_row(instance_id, entity, loaded.execution_id, loaded.created or utcnow(), loaded.state,
+                                  utcnow())
+            loaded.row_current = True
         await self.settler.complete_all(batch)
         self.deleted.setdefault(instance_id, set()).update(r for m in batch if (r := _request_id(m)))
         return [], []
@@ -193,6 +201,15 @@ class EntityRunner:
         outcomes = [(not r.get("isError"), r.get("result")) for r in results]
         return outcomes, (bool(reply.get("entityExists")), reply.get("entityState"))
 
+    async def _write_row(self, instance_id: str, entity: EntityId, execution_id: str, created: datetime,
+                         state: SchedulerState, now: datetime) -> None:
+        """The Instances row of a checkpoint: Running, with the scheduler state as input."""
+        status = compact({"entityExists": state.exists, "queueSize": 0, "lockedBy": None})
+        await self.hub.update_instance(instance_id, InstanceUpdate(
+            execution_id=execution_id, name=entity.name.lower(), version="", runtime_status=OrchestrationStatus.Running,
+            input=state.to_json(), custom_status=status, created_time=created, last_updated_time=now, generation=0,
+        ))
+
     async def _checkpoint(self, instance_id: str, entity: EntityId, loaded: LoadedEntity, state: SchedulerState,
                           now: datetime) -> None:
         """Continue as new with ``state``: one generation of history, then the Instances row."""
@@ -206,11 +223,7 @@ class EntityRunner:
         ]
         await self.hub.append_history(instance_id, execution_id, 0, events, None)
         created = loaded.created or now
-        status = compact({"entityExists": state.exists, "queueSize": 0, "lockedBy": None})
-        await self.hub.update_instance(instance_id, InstanceUpdate(
-            execution_id=execution_id, name=entity.name.lower(), version="", runtime_status=OrchestrationStatus.Running,
-            input=state_json, custom_status=status, created_time=created, last_updated_time=now, generation=0,
-        ))
+        await self._write_row(instance_id, entity, execution_id, created, state, now)
         self.cache[instance_id] = LoadedEntity(execution_id, created, state)
         self.cache.move_to_end(instance_id)
         while len(self.cache) > CACHE_CAPACITY:

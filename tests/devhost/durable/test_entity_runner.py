@@ -9,6 +9,7 @@ from devhost.durable.entities.client import read_entity_state
 from devhost.durable.entities.ids import EntityId
 from devhost.durable.entities.messages import operation_message, request_message
 from devhost.durable.history import EventType, OrchestrationStatus, utcnow
+from devhost.durable.taskhub.base import InstanceUpdate
 from tests.devhost.durable.conftest import run, running_engine
 
 CLIENT = {"InstanceId": "", "ExecutionId": ""}
@@ -58,4 +59,30 @@ def test_a_batch_checkpoints_one_generation() -> None:
             assert state["exists"] is True and state["state"] == "4"
             row = await h.hub.get_instance(entity.instance_id)
             assert row is not None and row.runtime_status == OrchestrationStatus.Running and row.name == "tally"
+    run(scenario())
+
+
+def test_a_redelivery_after_a_crash_before_the_row_write_repairs_the_row() -> None:
+    """History holds the checkpoint, the row does not: the redelivery is not applied again, the row is fixed."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            entity = EntityId("Tally", "t3")
+            once = add(entity, "r-1", 6)
+            await h.engine.send([once])
+            deadline = asyncio.get_running_loop().time() + 10
+            while (await read_entity_state(h.client, entity))[0] is False:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            # The row as it was before that checkpoint, and a restarted process that remembers nothing.
+            await h.hub.update_instance(entity.instance_id, InstanceUpdate(
+                execution_id="before", input='{"exists":false,"state":null,"processed":[]}'))
+            h.engine.forget(entity.instance_id)
+            await h.engine.send([once])
+            while await read_entity_state(h.client, entity) != (True, "6"):
+                assert asyncio.get_running_loop().time() < deadline, await read_entity_state(h.client, entity)
+                await asyncio.sleep(0.01)
+            while h.engine.inboxes:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            assert await read_entity_state(h.client, entity) == (True, "6")
     run(scenario())

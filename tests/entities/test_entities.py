@@ -111,6 +111,9 @@ def test_entity_routes_answer_as_the_extension(entity_host: RunningHost) -> None
     mine = [e for e in listed.json if e["entityId"] == {"name": "counter", "key": key}]
     assert len(mine) == 1 and mine[0]["state"] == 7 and mine[0]["lastOperationTime"].endswith("Z")
     assert all(e["state"] is None for e in request("GET", entity_host.durable("entities/counter")).json)
+    assert len(request("GET", entity_host.durable("entities/counter?top=1")).json) == 1
+    bad_key = request("POST", entity_host.durable("entities/counter/a%23b?op=add"), 1)
+    assert bad_key.status == 400 and "Entity keys must not contain" in bad_key.json["Message"]
     assert signal(entity_host, f"entities/counter/{key}?op=add") == 202  # no body: no input
     bad = request("POST", f"{url}?op=add", raw=b"{oops")
     assert bad.status == 400 and b"Could not parse JSON content" in bad.body

@@ -1,7 +1,7 @@
 """The entity routes of the Durable HTTP API: ``entities/{name?}/{key?}``, as the extension's HttpApiHandler.
 
 GET with a key reads the state (404 without a body when the entity does not exist); GET without one
-lists entities (of the name, when given) with ``lastOperationTimeFrom``/``To``, ``pageSize``,
+lists entities (of the name, when given) with ``lastOperationTimeFrom``/``To``, ``top``,
 ``fetchState`` and the ``x-ms-continuation-token`` header; POST signals ``?op=``, DELETE signals
 ``delete``; both answer 202 once the operation is stored. A key of ``$`` means the empty key.
 """
@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from devhost.durable.api import Call
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
+# .NET's texts: EntityId's ArgumentNullException, and the client's ArgumentException built with its
+# message and parameter name swapped.
+EMPTY_NAME = "Invalid entity id: entity name must not be a null or empty string. (Parameter 'entityName')"
+BAD_KEY = "entityKey (Parameter 'Entity keys must not contain /, \\, #, ?, or control characters.')"
+
+
+def _bad_key(key: str) -> bool:
+    return any(c in "/\\#?" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in key)
 
 
 async def handle_entities(call: Call) -> web.StreamResponse:
@@ -33,14 +41,14 @@ async def handle_entities(call: Call) -> web.StreamResponse:
     method = call.request.method
     if method == "GET" and key:
         if not name:
-            return error(400, "Invalid entity id: entity name must not be a null or empty string.")
+            return json_response({"Message": EMPTY_NAME}, 400)
         entity = EntityId(name, "" if key == EMPTY_KEY_SYMBOL else key)
         exists, state = await read_entity_state(call.client, entity)
         if not exists:
             return empty(404)
         return json_response(parse_token(state), 200)
     if method == "GET":
-        page_size = call.number("pageSize")
+        page_size = call.number("top")
         found, token = await list_entities(
             call.client, name or None, fetch_state=call.flag("fetchState", False),
             page_size=int(page_size) if page_size and page_size > 0 else None,
@@ -53,7 +61,9 @@ async def handle_entities(call: Call) -> web.StreamResponse:
     if method not in ("POST", "DELETE"):
         return empty(404)
     if not name:
-        return error(400, "Invalid entity id: entity name must not be a null or empty string.")
+        return json_response({"Message": EMPTY_NAME}, 400)
+    if _bad_key(key):
+        return json_response({"Message": BAD_KEY}, 400)
     operation = "delete" if method == "DELETE" else (call.text("op") or "")
     raw = await call.request.read()
     input_text: str | None = None

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from devhost.durable.api import Call
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
+DEFAULT_PAGE_SIZE = 100  # EntityQuery.PageSize
 # .NET's texts: EntityId's ArgumentNullException, and the client's ArgumentException built with its
 # message and parameter name swapped.
 EMPTY_NAME = "Invalid entity id: entity name must not be a null or empty string. (Parameter 'entityName')"
@@ -51,7 +52,7 @@ async def handle_entities(call: Call) -> web.StreamResponse:
         page_size = call.number("top")
         found, token = await list_entities(
             call.client, name or None, fetch_state=call.flag("fetchState", False),
-            page_size=int(page_size) if page_size and page_size > 0 else None,
+            page_size=int(page_size) if page_size and page_size > 0 else DEFAULT_PAGE_SIZE,
             continuation=call.request.headers.get(CONTINUATION_HEADER),
             last_from=call.time("lastOperationTimeFrom"), last_to=call.time("lastOperationTimeTo"))
         body = [{"entityId": s.entity_id.to_json(),

@@ -142,6 +142,9 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
         # What Core Tools does with --functions: host.json's "functions" allow list, through the environment.
         os.environ[f"AzureFunctionsJobHost__functions__{index}"] = name
     hosts = [parse_address(h) for h in args.hosts] if args.hosts else None
+    # What a restart on file change re-executes with: the command line and environment as given, so that
+    # local.settings.json is applied afresh.
+    cwd, environ = os.getcwd(), dict(os.environ)
     config = apply_start_flags(args, load_config(args.app_dir, port=args.port))
     setup_logging(config.host_json, verbose=args.verbose, stream=out)
     print(_banner(), file=out, flush=True)
@@ -162,7 +165,12 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
         if warning:
             log.warning(warning)
 
-    return run(config, hosts=hosts, on_started=announce)
+    def restart() -> None:
+        from devhost.file_watcher import reexec
+
+        reexec(cwd, environ)
+
+    return run(config, hosts=hosts, on_started=announce, restart=restart)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:

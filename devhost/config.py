@@ -47,6 +47,9 @@ class DurableSettings:
     max_concurrent_orchestrations: int = 20
     store_inputs_in_history: bool = False
     extended_sessions: bool = True
+    # overridableExistingInstanceStates: NonRunningStates (the default) refuses a start that names an
+    # active instance; AnyState lets it replace that instance.
+    override_active_instances: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str]) -> dict[str, Any]:
-    """Export local.settings.json ``Values`` into ``environ``; a variable already set wins."""
+    """Export local.settings.json ``Values`` into ``environ``; a variable already set to a non-empty value wins."""
     settings = _read_json(app_dir / "local.settings.json")
     if settings.get("IsEncrypted"):
         raise ConfigError("local.settings.json is encrypted; devhost reads only plain settings")
@@ -153,7 +156,8 @@ def apply_local_settings(app_dir: Path, environ: MutableMapping[str, str]) -> di
     if not isinstance(values, dict):
         raise ConfigError("local.settings.json: 'Values' must be an object")
     for key, value in values.items():
-        if value is None or key in environ:
+        # Core Tools skips a setting only when the variable holds a value: set but empty does not count.
+        if value is None or environ.get(key):
             continue
         environ[key] = str(value)
     # Core Tools hands the ConnectionStrings section to the host as ``ConnectionStrings:<name>`` settings.
@@ -220,6 +224,21 @@ def _as_bool(value: Any, default: bool) -> bool:
     return str(value).strip().lower() == "true"
 
 
+OVERRIDABLE_STATES = ("AnyState", "NonRunningStates")  # the extension's enum, in its order
+
+
+def _overridable_states(value: Any) -> bool:
+    """True for ``AnyState``; names are case-insensitive and numbers allowed, as Newtonsoft reads enums."""
+    if value is None:
+        return False
+    text = str(value).strip()
+    for number, name in enumerate(OVERRIDABLE_STATES):
+        if text.lower() == name.lower() or text == str(number):
+            return name == "AnyState"
+    raise ConfigError(f"host.json: overridableExistingInstanceStates must be one of {', '.join(OVERRIDABLE_STATES)},"
+                      f" got {value!r}")
+
+
 def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -> DurableSettings:
     section = _path(host_json, "extensions", "durableTask") or {}
     provider = _get_ci(section, "storageProvider") or {}
@@ -275,6 +294,7 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
         ),
         store_inputs_in_history=_as_bool(_get_ci(section, "storeInputsInOrchestrationHistory"), False),
         extended_sessions=_as_bool(_get_ci(section, "extendedSessionsEnabled"), True),
+        override_active_instances=_overridable_states(_get_ci(section, "overridableExistingInstanceStates")),
     )
 
 

@@ -23,6 +23,7 @@ from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
 from devhost.event_loop import loop_factory
+from devhost.file_watcher import watch
 from devhost.http.access import AccessControl
 from devhost.http.cors import CorsPolicy
 from devhost.http.loopback import install_for_sdk
@@ -282,10 +283,11 @@ def _version_details() -> str:
 
 
 def run(config: HostConfig, *, hosts: Sequence[str] | None = None,
-        on_started: Callable[[Host], None] | None = None) -> int:
+        on_started: Callable[[Host], None] | None = None, restart: Callable[[], None] | None = None) -> int:
     """Run the host until SIGINT/SIGTERM on one event loop for its whole life; returns the exit code.
 
-    A second signal while stopping gives up on a clean stop and exits at once.
+    A second signal while stopping gives up on a clean stop and exits at once. With ``restart``, a change
+    to host.json or the app's files stops the host cleanly and then calls ``restart`` (which re-executes).
     """
     # The worker runs with the app directory as cwd; the Functions host tells apps where they run.
     os.chdir(config.app_dir)
@@ -309,8 +311,22 @@ def run(config: HostConfig, *, hosts: Sequence[str] | None = None,
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await host.serve_forever(on_started)
 
+        def on_change(_: list[str]) -> None:
+            nonlocal restarting
+            restarting = True
+            host.request_stop()
+
+        watcher = asyncio.ensure_future(watch(config.app_dir, on_change)) if restart is not None else None
+        try:
+            await host.serve_forever(on_started)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    restarting = False
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(main())
+    if restarting and restart is not None:
+        restart()
     return 0

@@ -2,7 +2,8 @@
 
 The first status is the article's `{"nextActions": ["A", "B", "C"], "foo": 2}`; after every step it
 becomes `{"nextActions": [...remaining], "completedActions": [...], "progress": 0..1, "foo": 2}` so a
-client can draw a progress bar. A durable timer of `stepDelaySeconds` separates the steps (none when 0).
+client can draw a progress bar. A durable timer of `stepDelaySeconds` comes before every step (none
+when 0), the first included, so the article's first status stays visible as long as the later ones.
 """
 
 from collections.abc import Generator
@@ -48,8 +49,9 @@ def SetStatusTest(context: df.DurableOrchestrationContext) -> Generator[Any, Any
     results: list[Any] = []
     context.set_custom_status(progress_status(completed))
     for index, action in enumerate(ACTIONS):
-        if index > 0 and request.step_delay_seconds > 0:
-            # A durable timer, not sleep: the worker is released while the orchestration waits.
+        if request.step_delay_seconds > 0:
+            # A durable timer, not sleep: the worker is released while the orchestration waits. The
+            # first one keeps the article's first status on show for a poller.
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=request.step_delay_seconds))
         result = yield context.call_activity(PERFORM_ACTIVITY, {"action": action, "step": index + 1})
         completed.append(action)

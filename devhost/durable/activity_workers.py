@@ -11,10 +11,15 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+import aiohttp
 
 from devhost.config import DurableSettings
+from devhost.durable.durable_http import HTTP_ACTIVITY
+from devhost.durable.failure_details import activity_failure_details, http_failure_details
 from devhost.durable.history import Event, EventType, new_event, utcnow
+from devhost.durable.http_activity import HttpActivityError, run_http_activity
 from devhost.durable.replay import FunctionCatalog, compact_json
 from devhost.durable.settlement import InMemoryReply, Settler
 from devhost.durable.taskhub.base import ReceivedMessage, TaskHub
@@ -37,10 +42,6 @@ def _compact_result(text: str | None) -> str | None:
         return text
 
 
-def _exception_details(message: str, details: str) -> str:
-    return compact_json({"ClassName": "System.Exception", "Message": message, "StackTraceString": details})
-
-
 class ActivityWorkers:
     """A backlog of work items, a poller for the work-item queue, and ``max_concurrent_activities`` workers."""
 
@@ -59,6 +60,7 @@ class ActivityWorkers:
         self.reply = reply  # hands an activity's result to its instance's inbox
         self.backlog: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
         self.known_ids: set[str] = set()  # work items queued or running here, by message id
+        self.http_session: aiohttp.ClientSession | None = None  # for call_http, opened on first use
         self.stopping = False
 
     def tasks(self, wake: asyncio.Event) -> list[asyncio.Task[None]]:
@@ -132,11 +134,14 @@ class ActivityWorkers:
     async def _execute(self, scheduled: Event) -> Event:
         name = scheduled["Name"]
         task_id = scheduled["EventId"]
+        params: Any = None
         try:
             params = json.loads(scheduled.get("Input") or "[]")
             input_text = params[0] if isinstance(params, list) and params else None
         except json.JSONDecodeError:
             input_text = scheduled.get("Input")
+        if name == HTTP_ACTIVITY and isinstance(params, list) and params and isinstance(params[0], dict):
+            return await self._call_http(task_id, params[0])
         try:
             resolved = self.catalog().resolve("activity", name)
             result = await self.worker.invoke_activity(resolved, input_text)
@@ -144,9 +149,25 @@ class ActivityWorkers:
             return new_event(
                 EventType.TaskFailed, TaskScheduledId=task_id,
                 Reason=f"Activity function '{name}' failed: {exc.message}",
-                Details=_exception_details(exc.message, exc.details), FailureDetails=None,
+                Details=activity_failure_details(exc.message, exc.details), FailureDetails=None,
             )
         except Exception as exc:  # the activity is not registered (any more)
             return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=str(exc), Details=None,
                              FailureDetails=None)
         return new_event(EventType.TaskCompleted, TaskScheduledId=task_id, Result=_compact_result(result))
+
+    async def _call_http(self, task_id: int, request: dict[str, Any]) -> Event:
+        """The built-in HTTP activity of call_http."""
+        if self.http_session is None:
+            self.http_session = aiohttp.ClientSession()
+        try:
+            response = await run_http_activity(request, self.http_session)
+        except HttpActivityError as exc:
+            return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=exc.args[0],
+                             Details=http_failure_details(exc.args[0]), FailureDetails=None)
+        return new_event(EventType.TaskCompleted, TaskScheduledId=task_id, Result=compact_json(response))
+
+    async def close(self) -> None:
+        if self.http_session is not None:
+            await self.http_session.close()
+            self.http_session = None

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from devhost.durable.client import DurableClient, InstanceExists
 from devhost.durable.client_binding import DEFAULT_CONNECTION, management_urls
+from devhost.durable.entities.api import handle_entities
 from devhost.durable.history import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -149,7 +150,9 @@ class DurableApi:
         """Serve one request; ``tail`` is the still-encoded path after the API base (decoded here, once)."""
         if not rpc and request.method not in ("GET", "POST", "DELETE"):
             return empty(405)  # the host's webhook route takes these three methods only
-        segments = [unquote_plus(s) for s in tail.split("/") if s]
+        # The current extension runs WebUtility.UrlDecode over the whole path before it matches its route
+        # templates: `+` is a space, and an encoded `/` splits segments as a plain one would.
+        segments = [s for s in unquote_plus(tail).split("/") if s]
         query = query_values(request)
         hub_name = query.get("taskhub", "").strip() or self.clients.app_hub_name
         connection = query.get("connection") or DEFAULT_CONNECTION
@@ -172,7 +175,7 @@ class DurableApi:
             return await self.start(call, segs[1], segs[2] if len(segs) == 3 else None) if method == "POST" \
                 else empty(404)
         if first == "entities" and len(segs) <= 3:
-            return error(501, "Durable entities are not supported by devhost.")
+            return await handle_entities(call)
         if first == "makeprimary" and len(segs) == 1:
             return empty(200)
         if first != "instances" or len(segs) > 4:

@@ -48,9 +48,10 @@ class Dispatch(Protocol):
 class DurableClient:
     """Start, signal and read instances; with an engine in this process, it gets the messages in memory."""
 
-    def __init__(self, hub: TaskHub, engine: Dispatch | None = None) -> None:
+    def __init__(self, hub: TaskHub, engine: Dispatch | None = None, *, override_active: bool = False) -> None:
         self.hub = hub
         self.engine = engine
+        self.override_active = override_active  # overridableExistingInstanceStates is AnyState
 
     async def _post(self, messages: Sequence[OutboundMessage]) -> None:
         """Send; the engine here may start on the messages before they are stored, the caller may not."""
@@ -64,7 +65,8 @@ class DurableClient:
         if instance_id:
             existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
         instance_id = instance_id or uuid.uuid4().hex
-        if existing is not None and existing.runtime_status in ACTIVE_STATUSES and not allow_override_active:
+        overridable = allow_override_active or self.override_active
+        if existing is not None and existing.runtime_status in ACTIVE_STATUSES and not overridable:
             raise InstanceExists(existing.runtime_status)
         execution_id = uuid.uuid4().hex
         now = utcnow()

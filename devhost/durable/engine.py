@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from devhost.config import DurableSettings
 from devhost.durable.activity_workers import ActivityWorkers
+from devhost.durable.entities.ids import is_entity
+from devhost.durable.entities.runner import EntityRunner
 from devhost.durable.history import utcnow
 from devhost.durable.orchestration import EpisodeRunner
 from devhost.durable.poison import PoisonHandler, is_poison
@@ -37,9 +39,11 @@ MAX_BUFFERED_MESSAGES = 2000  # receive no more while this many wait for their i
 class DurableWorker(Protocol):
     orchestrators: dict[str, Any]
     activities: dict[str, Any]
+    entities: dict[str, Any]
 
     async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
     async def invoke_activity(self, name: str, input_json: str | None) -> str | None: ...
+    async def invoke_entity(self, name: str, context_json: str) -> str: ...
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Engine:
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
             keep_history=settings.extended_sessions, send=self.send, finished=self.finished,
         )
+        self.entities = EntityRunner(hub, worker, self.settler, self.send)  # batches for @name@key instances
         self.activities = ActivityWorkers(hub, worker, self.catalog, settings, self.settler,
                                           receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
         self.inboxes: dict[str, InstanceInbox] = {}
@@ -76,7 +81,8 @@ class Engine:
         self.poison = PoisonHandler(hub)
 
     def catalog(self) -> FunctionCatalog:
-        return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys())
+        return FunctionCatalog(self.worker.orchestrators.keys(), self.worker.activities.keys(),
+                               self.worker.entities.keys())
 
     @property
     def lease(self) -> float:
@@ -101,6 +107,7 @@ class Engine:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.activities.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -123,7 +130,8 @@ class Engine:
         timers = self.hub.write_leased(delayed, 0.0) if delayed else []
         loop = asyncio.get_running_loop()
         for message, timer in zip(delayed, timers, strict=True):
-            self.timers.setdefault(message.instance_id, []).append(timer)
+            if not is_entity(message.instance_id):  # an entity never finishes: its timers are never dropped
+                self.timers.setdefault(message.instance_id, []).append(timer)
             assert message.visible_at is not None
             event = self.wake.get(timer.queue)
             if event is not None:
@@ -158,6 +166,7 @@ class Engine:
     def forget(self, instance_id: str) -> None:
         """Drop the history kept of ``instance_id`` (purged or rewound): its next episode reads storage."""
         self.runner.forget(instance_id)
+        self.entities.forget(instance_id)
 
     async def _drop_timers(self, instance_id: str) -> None:
         """Delete the timer messages of a finished instance: they could only be discarded on arrival,
@@ -248,18 +257,19 @@ class Engine:
 
     async def _episode(self, instance_id: str, batch: list[ReceivedMessage]) -> None:
         started = time.perf_counter()
+        runner: EpisodeRunner | EntityRunner = self.entities if is_entity(instance_id) else self.runner
         try:
-            consumed, deferred = await self.runner.run(instance_id, batch)
+            consumed, deferred = await runner.run(instance_id, batch)
         except CheckpointConflict:
             log.warning("Instance '%s' was checkpointed by someone else; reloading its history", instance_id)
-            self.runner.forget(instance_id)
+            runner.forget(instance_id)
             await self._retry_later(batch, 0.0)
             return
         except asyncio.CancelledError:
-            self.runner.forget(instance_id)
+            runner.forget(instance_id)
             raise
         except Exception as exc:
-            self.runner.forget(instance_id)
+            runner.forget(instance_id)
             if self._storage_trouble(exc, f"an episode of '{instance_id}'"):
                 await self._retry_later(batch, 1.0)  # storage's fault, not the messages': logged once, not as poison
                 return

@@ -36,7 +36,7 @@ class DurableExtension:
         self.engine = Engine(self.hub, worker, config.durable)
         if hub is None:  # poison messages are copied to {hub}-poison in the same storage account
             self.engine.poison.put = storage_queue_writer(config.storage_connection)
-        self.client = DurableClient(self.hub, self.engine)
+        self.client = DurableClient(self.hub, self.engine, override_active=config.durable.override_active_instances)
         self.clients = HubClients(self.client, self._storage_hub)
         self.api = DurableApi(self.clients)
         # Set by the host: where the SDK's management calls go (the webhook URL's query lives on the API).

@@ -62,7 +62,9 @@ class HubClients:
         key = hub_name.lower()
         if key == self.app_hub_name.lower():
             return self.app_client
-        return self.others.get_or_create(key, lambda: DurableClient(EnsuredHub(self.open_hub(hub_name))))
+        override = self.app_client.override_active
+        return self.others.get_or_create(
+            key, lambda: DurableClient(EnsuredHub(self.open_hub(hub_name)), override_active=override))
 
     async def close_others(self) -> None:
         await self.others.close_all()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from devhost.durable.durable_http import HTTP_ACTIVITY
+from devhost.durable.entities.messages import OPERATION_EVENT, operation_message
 from devhost.durable.history import (
     Event,
     EventType,
@@ -31,12 +33,15 @@ from devhost.durable.history import (
 )
 from devhost.durable.replay import (
     Completion,
-    CreateSubOrchestration,
     CreateTimer,
+    Decision,
     FunctionCatalog,
+    ReplayFailure,
     ReplayResult,
     ScheduleTask,
+    SendEntityOperation,
     compact_json,
+    failed,
     replay,
     reply_from_failure,
 )
@@ -341,7 +346,8 @@ class Episode:
         terminated = next((e for e in self.new_events if e["EventType"] == EventType.ExecutionTerminated), None)
         if terminated is not None:
             next_id = sum(1 for e in self.past if e["EventType"] in {
-                EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated})
+                EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated,
+                EventType.EventSent})
             self._complete(Completion(next_id, OrchestrationStatus.Terminated, terminated.get("Input")))
         elif not is_suspended(self.all_events):  # while suspended, events are only recorded
             payload_history = [*self.past, opened, *self.new_events]
@@ -383,8 +389,9 @@ class Episode:
         catalog = self.runner.catalog()
         try:
             name = catalog.resolve("orchestrator", self.name)
-        except Exception as exc:
-            return ReplayResult([], Completion(0, OrchestrationStatus.Failed, str(exc)), None)
+        except ReplayFailure as exc:
+            # The extension's shim wraps the "doesn't exist" message like any orchestrator failure.
+            return ReplayResult([], failed(0, f"Orchestrator function '{self.name}' failed: {exc}"), None)
         parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
         payload = {
             "history": payload_history,
@@ -398,17 +405,17 @@ class Episode:
             "maximumShortTimerDuration": "6.00:00:00",
             "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
         }
+        error_stack = ""
         try:
             reply = json.loads(await self.runner.worker.invoke_orchestrator(name, json.dumps(payload)))
         except FunctionInvocationError as exc:
             state = reply_from_failure(exc.message)
             if state is None:
-                failure = f"Orchestrator function '{name}' failed: {exc.message}"
-                return ReplayResult([], Completion(0, OrchestrationStatus.Failed, failure), None)
-            reply = state
+                return ReplayResult([], failed(0, f"Orchestrator function '{name}' failed: {exc.message}"), None)
+            reply, error_stack = state, exc.details
         return replay(
             name=name, instance_id=self.instance_id, execution_id=self.execution_id, parent_instance_id=parent_id,
-            past_events=past, new_events=new, reply=reply, catalog=catalog,
+            past_events=past, new_events=new, reply=reply, catalog=catalog, error_stack=error_stack,
         )
 
     def _apply(self, result: ReplayResult) -> None:
@@ -419,16 +426,20 @@ class Episode:
         if result.completion is not None:
             self._complete(result.completion)
 
-    def _decide(self, decision: ScheduleTask | CreateTimer | CreateSubOrchestration) -> None:
+    def _decide(self, decision: Decision) -> None:
         target = {"InstanceId": self.instance_id, "ExecutionId": self.execution_id}
         if isinstance(decision, ScheduleTask):
             self.written.append(new_event(
                 EventType.TaskScheduled, event_id=decision.id, timestamp=self.now, Name=decision.name,
                 Version="", Input=decision.input if self.runner.store_inputs else None, Tags=None,
             ))
+            # The extension's activity input is a one-element array: the SDK's input text as a string, or
+            # the DurableHttpRequest object itself for the built-in HTTP activity.
+            message_input = (f"[{decision.input}]" if decision.name == HTTP_ACTIVITY and decision.input
+                             else compact_json([decision.input]))
             message_event = new_event(
                 EventType.TaskScheduled, event_id=decision.id, timestamp=self.now, Name=decision.name,
-                Version="", Input=compact_json([decision.input]), Tags=None,
+                Version="", Input=message_input, Tags=None,
             )
             self._send(message_event, self.instance_id, self.execution_id, to_work_items=True)
         elif isinstance(decision, CreateTimer):
@@ -437,6 +448,13 @@ class Episode:
                                           FireAt=fire_at))
             fired = new_event(EventType.TimerFired, timestamp=self.now, TimerId=decision.id, FireAt=fire_at)
             self._send(fired, self.instance_id, self.execution_id, visible_at=decision.fire_at)
+        elif isinstance(decision, SendEntityOperation):
+            self.written.append(new_event(EventType.EventSent, event_id=decision.id, timestamp=self.now,
+                                          InstanceId=decision.instance_id, Name=OPERATION_EVENT,
+                                          Input=decision.request))
+            self.outbound.append(operation_message(
+                decision.instance_id, decision.request, timestamp=self.now, visible_at=decision.visible_at,
+                sender={"InstanceId": self.instance_id, "ExecutionId": self.execution_id}))
         else:
             self.written.append(new_event(
                 EventType.SubOrchestrationInstanceCreated, event_id=decision.id, timestamp=self.now,
@@ -477,7 +495,7 @@ class Episode:
             else:
                 reply = new_event(EventType.SubOrchestrationInstanceFailed, timestamp=self.now,
                                   TaskScheduledId=self.parent["TaskScheduleId"], Reason=completion.result,
-                                  Details=None, FailureDetails=None)
+                                  Details=completion.details, FailureDetails=None)
             self._send(reply, parent_instance["InstanceId"], parent_instance["ExecutionId"])
 
     # -- commit ----------------------------------------------------------------------------------

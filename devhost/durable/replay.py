@@ -19,6 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from devhost.durable.durable_http import (
+    DEFAULT_ASYNC_SLEEP_MS,
+    HTTP_ACTIVITY,
+    DurableHttpError,
+    durable_http_request,
+    header,
+    location_poll_request,
+)
+from devhost.durable.entities.messages import deterministic_guid, request_message
+from devhost.durable.failure_details import orchestration_failure_details
 from devhost.durable.history import Event, EventType, OrchestrationStatus, parse_timestamp
 
 # ---------------------------------------------------------------------------------------------
@@ -47,7 +57,17 @@ class CreateSubOrchestration:
     input: str | None
 
 
-Decision = ScheduleTask | CreateTimer | CreateSubOrchestration
+@dataclass
+class SendEntityOperation:
+    """An operation sent to an entity (history: EventSent; message: EventRaised ``op``)."""
+
+    id: int
+    instance_id: str  # the entity's @name@key
+    request: str  # the RequestMessage JSON
+    visible_at: datetime | None = None  # a scheduled signal
+
+
+Decision = ScheduleTask | CreateTimer | CreateSubOrchestration | SendEntityOperation
 
 
 @dataclass
@@ -58,6 +78,7 @@ class Completion:
     status: OrchestrationStatus  # Completed | Failed | Terminated | ContinuedAsNew
     result: str | None  # output JSON text, failure reason, terminate reason, or the new input
     carryover_events: list[Event] = field(default_factory=list)
+    details: str | None = None  # a failure's Details, handed to a parent orchestration
 
 
 @dataclass
@@ -78,6 +99,14 @@ class ReplayFailure(Exception):
 
 class TaskFailure(Exception):
     """An activity, sub-orchestration or retry attempt failed."""
+
+
+class OrchestratorError(TaskFailure):
+    """The orchestrator's reply carries an ``error``: the function itself failed."""
+
+    def __init__(self, reason: str, error: str) -> None:
+        super().__init__(reason)
+        self.error = error
 
 
 class Cancelled(Exception):
@@ -185,6 +214,7 @@ SCHEDULING_EVENTS = {
     EventType.TaskScheduled: ScheduleTask,
     EventType.TimerCreated: CreateTimer,
     EventType.SubOrchestrationInstanceCreated: CreateSubOrchestration,
+    EventType.EventSent: SendEntityOperation,
 }
 CUSTOM_STATUS_LIMIT_KB = 16
 
@@ -211,13 +241,16 @@ class FunctionCatalog:
 
     orchestrators: Iterable[str]
     activities: Iterable[str]
+    entities: Iterable[str] = ()
 
     def resolve(self, kind: str, name: str) -> str:
-        names = list(self.orchestrators if kind == "orchestrator" else self.activities)
+        names = list({"orchestrator": self.orchestrators, "entity": self.entities}.get(kind, self.activities))
         for known in names:
             if known.lower() == name.lower():
                 return known
         known_text = ", ".join(f"'{n}'" for n in names) or None
+        if kind == "entity" and list(self.orchestrators):
+            known_text = f"'{', '.join(names)}'"  # the extension lists entities whenever orchestrators exist
         extra = (f"The following are the known {kind} functions: {known_text}." if known_text
                  else f"No {kind} functions are currently registered!")
         raise ReplayFailure(
@@ -228,8 +261,11 @@ class FunctionCatalog:
 
 class _Replayer:
     def __init__(self, *, name: str, instance_id: str, execution_id: str, parent_instance_id: str | None,
-                 reply: dict[str, Any], catalog: FunctionCatalog) -> None:
+                 reply: dict[str, Any], catalog: FunctionCatalog, error_stack: str = "") -> None:
         self.name = name
+        self.error_stack = error_stack
+        self.custom_text: str | None = None  # the reply's custom status, compact JSON
+        self.guid_counter = 0  # NewGuid's counter, for entity request ids
         self.instance_id = instance_id
         self.execution_id = execution_id
         self.parent_instance_id = parent_instance_id
@@ -305,7 +341,7 @@ class _Replayer:
                 pass  # the shim swallows task failures; the SDK has already seen them
         error = self.reply.get("error")
         if error:
-            raise TaskFailure(f"Orchestrator function '{self.name}' failed: {error}")
+            raise OrchestratorError(f"Orchestrator function '{self.name}' failed: {error}", str(error))
         return self.reply.get("output")
 
     def start(self, action: dict[str, Any]) -> Future:
@@ -338,10 +374,66 @@ class _Replayer:
         if kind in (12, "WhenAll"):
             return when_all([self.start(child) for child in action.get("compoundActions", [])])
         if kind in (7, 9, 10, "CallEntity", "SignalEntity", "ScheduledSignalEntity"):
-            raise ReplayFailure("Durable entities are not supported by devhost yet.")
+            return self.send_entity_operation(action, call=kind in (7, "CallEntity"),
+                                              scheduled=kind in (10, "ScheduledSignalEntity"))
         if kind in (8, "CallHttp"):
-            raise ReplayFailure("Durable HTTP calls (call_http) are not supported by devhost yet.")
+            try:
+                request = durable_http_request(action.get("httpRequest"))
+            except DurableHttpError as exc:
+                raise ReplayFailure(str(exc)) from None
+            return spawn(self.call_http(request))
         raise ReplayFailure(f"Unknown action type {kind!r} in the orchestrator's reply.")
+
+    def send_entity_operation(self, action: dict[str, Any], *, call: bool, scheduled: bool) -> Future:
+        """call_entity waits for the answer named by the request id; a signal is done once sent."""
+        target = str(action.get("instanceId") or "")
+        if not target.startswith("@") or "@" not in target[1:]:
+            raise ReplayFailure(f"Invalid entity instance id '{target}'.")
+        self.catalog.resolve("entity", target[1:].split("@", 1)[0])  # as CallDurableTaskFunctionAsync checks
+        assert self.now is not None
+        self.guid_counter += 1
+        request_id = deterministic_guid(self.instance_id, self.now, self.guid_counter - 1)
+        due = parse_timestamp(action["fireAt"]) if scheduled and action.get("fireAt") else None
+        request = request_message(
+            request_id=request_id, operation=str(action.get("operation") or ""), input_text=action.get("input"),
+            signal=not call, parent=self.instance_id if call else None,
+            parent_execution=self.execution_id if call else None, timestamp=self.now, scheduled_time=due,
+        )
+        decision = SendEntityOperation(self._next_id(), target, request, due)
+        self.pending[decision.id] = decision  # sending completes at once: no open task keeps the id
+        if call:
+            return self.wait_for_event(request_id)
+        sent = Future()
+        sent.set_result(None)
+        return sent
+
+    def schedule_http(self, request: dict[str, Any]) -> Future:
+        """The reserved HTTP activity; it is no function of the app, so the existence check is skipped."""
+        return self._schedule(ScheduleTask(self._next_id(), HTTP_ACTIVITY, compact_json(request)))
+
+    def call_http(self, request: dict[str, Any]) -> Coroutine:
+        """The extension's CallHttpAsync: one HTTP activity, then, for a 202, a timer and a poll of Location."""
+        response_text = yield self.schedule_http(request)
+        while request["asynchronousPatternEnabled"]:
+            response = json.loads(response_text or "{}")
+            if response.get("statusCode") != 202:
+                break
+            headers = response.get("headers")
+            retry_after = header(headers, "Retry-After")
+            assert self.now is not None
+            if retry_after is None:
+                delay = timedelta(milliseconds=DEFAULT_ASYNC_SLEEP_MS)
+            elif retry_after.strip().lstrip("+-").isdigit():
+                delay = timedelta(seconds=int(retry_after))
+            else:  # int.Parse throws, and the call fails
+                raise TaskFailure("The input string '" + retry_after + "' was not in a correct format.")
+            yield self.create_timer(self.now + delay)
+            location = header(headers, "Location")
+            if location is None:
+                raise TaskFailure("The given key 'Location' was not present in the dictionary.")
+            request = location_poll_request(request, location)
+            response_text = yield self.schedule_http(request)
+        return response_text
 
     def with_retry(self, attempt: Callable[[], Future], options: dict[str, Any]) -> Coroutine:
         """DTFx's RetryInterceptor: one id per attempt and per retry timer, plus a last timer."""
@@ -376,6 +468,15 @@ class _Replayer:
         if kind == EventType.OrchestratorStarted:
             self.now = parse_timestamp(event["Timestamp"])
         elif kind == EventType.ExecutionStarted:
+            custom = self.reply.get("customStatus")
+            if custom is not None:
+                # The extension sets the custom status before it issues any action: one over the limit
+                # fails the episode with nothing scheduled.
+                try:
+                    self.custom_text = check_custom_status(custom)
+                except ReplayFailure as exc:
+                    self.failure = f"Orchestrator function '{self.name}' failed: {exc}"
+                    return
             try:
                 self.shim = spawn(self.run_shim())
             except ReplayFailure as exc:
@@ -443,24 +544,19 @@ class _Replayer:
     # -- the end of the episode ----------------------------------------------------------------
     def finish(self) -> ReplayResult:
         decisions = [self.pending[k] for k in sorted(self.pending)]
-        custom = self.reply.get("customStatus")
-        custom_text: str | None = None
         completion: Completion | None = None
-        if custom is not None and self.failure is None:
-            try:
-                custom_text = check_custom_status(custom)
-            except ReplayFailure as exc:
-                self.failure = f"Orchestrator function '{self.name}' failed: {exc}"
         if self.terminated_seen:
             completion = Completion(self._next_id(), OrchestrationStatus.Terminated, self.terminated)
         elif self.failure is not None:
-            completion = Completion(self._next_id(), OrchestrationStatus.Failed, self.failure)
+            completion = failed(self._next_id(), self.failure)
         elif self.shim is not None and self.shim.done and not self.open_tasks:
             if isinstance(self.shim.error, ReplayFailure):
-                completion = Completion(self._next_id(), OrchestrationStatus.Failed,
-                                        f"Orchestrator function '{self.name}' failed: {self.shim.error}")
+                completion = failed(self._next_id(), f"Orchestrator function '{self.name}' failed: {self.shim.error}")
+            elif isinstance(self.shim.error, OrchestratorError):
+                completion = Completion(self._next_id(), OrchestrationStatus.Failed, str(self.shim.error),
+                                        details=f"Message: {self.shim.error.error}, StackTrace: {self.error_stack}")
             elif self.shim.error is not None:
-                completion = Completion(self._next_id(), OrchestrationStatus.Failed, str(self.shim.error))
+                completion = failed(self._next_id(), str(self.shim.error))
             elif self.reply.get("isDone"):
                 if self.continue_as_new is not None:
                     completion = Completion(self._next_id(), OrchestrationStatus.ContinuedAsNew, self.continue_as_new,
@@ -469,15 +565,24 @@ class _Replayer:
                     output = self.reply.get("output")
                     completion = Completion(self._next_id(), OrchestrationStatus.Completed,
                                             None if output is None else compact_json(output))
-        return ReplayResult(decisions, completion, custom_text)
+        return ReplayResult(decisions, completion, self.custom_text)
+
+
+def failed(event_id: int, reason: str) -> Completion:
+    """A failed completion with the details DTFx gives it: the serialized OrchestrationFailureException."""
+    return Completion(event_id, OrchestrationStatus.Failed, reason, details=orchestration_failure_details(reason))
 
 
 def replay(*, name: str, instance_id: str, execution_id: str, parent_instance_id: str | None,
            past_events: list[Event], new_events: list[Event], reply: dict[str, Any],
-           catalog: FunctionCatalog) -> ReplayResult:
-    """Apply ``reply`` to the history as DTFx would and return this episode's decisions and completion."""
+           catalog: FunctionCatalog, error_stack: str = "") -> ReplayResult:
+    """Apply ``reply`` to the history as DTFx would and return this episode's decisions and completion.
+
+    ``error_stack`` is the stack of the failed invocation that carried the reply, for the failure details.
+    """
     replayer = _Replayer(name=name, instance_id=instance_id, execution_id=execution_id,
-                         parent_instance_id=parent_instance_id, reply=reply, catalog=catalog)
+                         parent_instance_id=parent_instance_id, reply=reply, catalog=catalog,
+                         error_stack=error_stack)
     for event in past_events:
         replayer.apply(event, is_new=False)
     for event in new_events:

@@ -24,13 +24,21 @@ def activity(action: str, step: int) -> dict[str, Any]:
 
 
 def test_progress_is_published_after_every_step(replay: Replay) -> None:
-    """Each episode's status shows what is left, what is done and the fraction done; timers separate steps."""
+    """Each episode's status shows what is left, what is done and the fraction done; a timer precedes each step."""
     builder = HistoryBuilder(input=None, name="SetStatusTest").started()
     reply = replay(builder)
-    assert reply.custom_status == {"nextActions": ["A", "B", "C"], "foo": 2}
-    assert reply.actions == [activity("A", 1)]
+    first = {"nextActions": ["A", "B", "C"], "foo": 2}
+    assert reply.custom_status == first
+    timer = reply.actions[-1]
+    assert timer["actionType"] == 5 and timer["isCanceled"] is False
+    assert parse_fire_at(timer["fireAt"]) == builder.now + timedelta(seconds=2)
 
-    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(0, result_of("A", 1))
+    builder.timer_created(timer["fireAt"]).episode(parse_fire_at(timer["fireAt"])).timer_fired(0)
+    reply = replay(builder)
+    assert reply.custom_status == first
+    assert reply.actions[-1] == activity("A", 1)
+
+    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(1, result_of("A", 1))
     reply = replay(builder)
     after_a = {
         "nextActions": ["B", "C"],
@@ -44,12 +52,12 @@ def test_progress_is_published_after_every_step(replay: Replay) -> None:
     assert timer["actionType"] == 5 and timer["isCanceled"] is False
     assert parse_fire_at(timer["fireAt"]) == builder.now + timedelta(seconds=2)
 
-    builder.timer_created(timer["fireAt"]).episode(parse_fire_at(timer["fireAt"])).timer_fired(1)
+    builder.timer_created(timer["fireAt"]).episode(parse_fire_at(timer["fireAt"])).timer_fired(2)
     reply = replay(builder)
     assert reply.custom_status == after_a
     assert reply.actions[-1] == activity("B", 2)
 
-    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(2, result_of("B", 2))
+    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(3, result_of("B", 2))
     reply = replay(builder)
     assert reply.custom_status == {
         "nextActions": ["C"],
@@ -60,11 +68,11 @@ def test_progress_is_published_after_every_step(replay: Replay) -> None:
     }
     timer = reply.actions[-1]
 
-    builder.timer_created(timer["fireAt"]).episode(parse_fire_at(timer["fireAt"])).timer_fired(3)
+    builder.timer_created(timer["fireAt"]).episode(parse_fire_at(timer["fireAt"])).timer_fired(4)
     reply = replay(builder)
     assert reply.actions[-1] == activity("C", 3)
 
-    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(4, result_of("C", 3))
+    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(5, result_of("C", 3))
     reply = replay(builder)
     assert reply.is_done
     assert reply.custom_status == {
@@ -78,7 +86,7 @@ def test_progress_is_published_after_every_step(replay: Replay) -> None:
         "completedActions": ["A", "B", "C"],
         "results": [result_of("A", 1), result_of("B", 2), result_of("C", 3)],
     }
-    assert [a["actionType"] for a in reply.actions] == [0, 5, 0, 5, 0]
+    assert [a["actionType"] for a in reply.actions] == [5, 0, 5, 0, 5, 0]
 
 
 def test_zero_delay_runs_the_steps_back_to_back(replay: Replay) -> None:
@@ -95,10 +103,8 @@ def test_zero_delay_runs_the_steps_back_to_back(replay: Replay) -> None:
 
 
 def test_custom_delay_sets_the_timer(replay: Replay) -> None:
-    """`stepDelaySeconds` is the distance of each inter-step timer."""
+    """`stepDelaySeconds` is the distance of each timer, the one before the first step included."""
     builder = HistoryBuilder(input={"stepDelaySeconds": 7}, name="SetStatusTest").started()
-    replay(builder)
-    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).completed(0, result_of("A", 1))
     reply = replay(builder)
     assert parse_fire_at(reply.actions[-1]["fireAt"]) == builder.now + timedelta(seconds=7)
 
@@ -106,7 +112,8 @@ def test_custom_delay_sets_the_timer(replay: Replay) -> None:
 def test_activity_failure_fails_the_orchestration(replay: Replay) -> None:
     """A failing step surfaces as an orchestrator error while the last progress status stays visible."""
     builder = HistoryBuilder(input=None, name="SetStatusTest").started()
-    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).failed(0, "boom", "PerformAction")
+    builder.timer_created(builder.now + timedelta(seconds=2)).episode(after=timedelta(seconds=2)).timer_fired(0)
+    builder.scheduled("PerformAction").episode(after=timedelta(seconds=1)).failed(1, "boom", "PerformAction")
     reply = replay(builder)
     assert reply.error and "boom" in reply.error
     assert reply.custom_status == {"nextActions": ["A", "B", "C"], "foo": 2}

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
@@ -345,16 +344,17 @@ def test_purge_by_filter(webhook: DurableApi) -> None:
 
 
 # -- entities and other routes ---------------------------------------------------------------------
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "entities"), ("GET", "entities/counter"), ("GET", "entities/counter/k1"),
-    ("POST", "entities/counter/k1?op=add"), ("DELETE", "entities/counter/k1"),
-])
-def test_entities_are_not_implemented(api: DurableApi, method: str, path: str) -> None:
-    """Durable entities are out of scope: every entities route answers 501 with a JSON error."""
-    reply = request(method, api.base + path, raw=b"1" if method == "POST" else None)
-    assert reply.status == 501
-    assert reply.header("Content-Type") == JSON_CONTENT_TYPE
-    assert reply.json["Message"]
+def test_entity_routes_of_an_app_without_entities(api: DurableApi) -> None:
+    """No entity exists: GET of one is 404 without a body, a listing is empty, a signal is refused with 400."""
+    missing = request("GET", api.base + "entities/counter/k1")
+    assert (missing.status, missing.body) == (404, b"")
+    listing = request("GET", api.base + "entities/counter")
+    assert listing.status == 200 and listing.json == [] and listing.header("x-ms-continuation-token") is not None
+    for method in ("POST", "DELETE"):
+        refused = request(method, api.base + "entities/counter/k1?op=add", raw=b"1" if method == "POST" else None)
+        assert refused.status == 400 and refused.header("Content-Type") == JSON_CONTENT_TYPE
+        assert refused.json["Message"].startswith("The function 'counter' doesn't exist, is disabled, or is not an "
+                                                  "entity function. Additional info: ")
 
 
 def test_unknown_routes_are_404_and_makeprimary_is_200(api: DurableApi) -> None:

@@ -102,11 +102,12 @@ def test_start_new_and_get_status_flags(client: df.DurableOrchestrationClient, r
 
 
 def test_start_new_of_an_unknown_orchestrator(client: df.DurableOrchestrationClient, run: Callable[..., Any]) -> None:
-    """current: start_new of an unknown name succeeds and the instance then Fails with the extension's text."""
+    """current: start_new of an unknown name succeeds and the instance then Fails with the shim's wrapped text."""
     async def scenario() -> None:
         iid = await client.start_new("NoSuchOrchestrator")
         status = await until(client, iid, is_(Status.Failed))
-        assert status.output.startswith("The function 'NoSuchOrchestrator' doesn't exist")
+        assert status.output.startswith("Orchestrator function 'NoSuchOrchestrator' failed: "
+                                        "The function 'NoSuchOrchestrator' doesn't exist")
 
     run(scenario())
 
@@ -316,13 +317,14 @@ def test_create_check_status_response_links_reach_devhost(client: df.DurableOrch
     assert DurableApi(host, "webhook").wait_status(iid, "Terminated")["output"] == "via link"
 
 
-def test_entity_methods_surface_the_501(client: df.DurableOrchestrationClient, run: Callable[..., Any]) -> None:
-    """read_entity_state and signal_entity reach devhost's entity routes, whose 501 the SDK raises."""
+def test_entity_methods_of_an_app_without_entities(client: df.DurableOrchestrationClient,
+                                                   run: Callable[..., Any]) -> None:
+    """read_entity_state finds nothing; signal_entity of a function the app lacks gets the extension's 400."""
     async def scenario() -> None:
         entity = df.EntityId("Counter", "k1")
-        with pytest.raises(Exception, match="501"):
-            await client.read_entity_state(entity)
-        with pytest.raises(Exception, match="501"):
+        state = await client.read_entity_state(entity)
+        assert state.entity_exists is False
+        with pytest.raises(Exception, match="unexpected status code 400"):
             await client.signal_entity(entity, "add", 1)
 
     run(scenario())

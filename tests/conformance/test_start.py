@@ -7,7 +7,9 @@ import time
 
 from tests.conformance.support import JSON_CONTENT_TYPE, STATUS_FIELDS, DurableApi, assert_check_status, new_id, request
 
-UNKNOWN_FUNCTION = ("The function 'NoSuchOrchestrator' doesn't exist, is disabled, or is not an orchestrator function. "
+# The orchestrator shim wraps the existence check's message like any orchestrator failure.
+UNKNOWN_FUNCTION = ("Orchestrator function 'NoSuchOrchestrator' failed: "
+                    "The function 'NoSuchOrchestrator' doesn't exist, is disabled, or is not an orchestrator function. "
                     "Additional info: The following are the known orchestrator functions: ")
 
 

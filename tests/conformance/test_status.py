@@ -224,6 +224,12 @@ def test_percent_encoded_instance_ids_are_decoded_once(api: DurableApi) -> None:
     assert api.post(f"instances/{quote(iid, safe='')}/terminate").status == 202
 
 
+def test_encoded_slash_in_an_id_splits_the_path(webhook: DurableApi, instances: Instances) -> None:
+    """The whole path is decoded before routing, so `%2F` in an id is a separator and the route is unknown."""
+    reply = webhook.post(f"instances/{instances.completed}%2Fx/terminate")
+    assert reply.status == 404 and not reply.body
+
+
 def test_plus_in_a_path_segment_is_a_space(webhook: DurableApi) -> None:
     """As `WebUtility.UrlDecode` does, a literal `+` in the path means a space."""
     iid = new_id("plus sign")

@@ -156,3 +156,36 @@ def test_log_format_and_host_json_levels() -> None:
         for handler in list(root.handlers):
             if handler.get_name() == "devhost-console":
                 root.removeHandler(handler)
+
+
+def test_a_change_to_the_app_restarts_the_host(tmp_path: Path) -> None:
+    """Editing the app's code (or host.json) restarts the host as Core Tools does: same command, new code."""
+    app = tmp_path / "app"
+    app.mkdir()
+    for name in ("host.json", "function_app.py"):
+        (app / name).write_text((APPS / "http_app" / name).read_text())
+    port = free_port()
+    proc = devhost("start", "--port", str(port), "--app-dir", str(app))
+    url = f"http://127.0.0.1:{port}/api/plain"
+    try:
+        wait_for_status(proc, f"http://127.0.0.1:{port}/admin/host/status")
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert resp.read() == b"just text"
+        code = app / "function_app.py"
+        code.write_text(code.read_text().replace('"just text"', '"edited text"'))
+        deadline = time.monotonic() + 30
+        body = b""
+        while time.monotonic() < deadline and body != b"edited text":
+            assert proc.poll() is None, "devhost exited instead of restarting"
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    body = resp.read()
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.1)
+        assert body == b"edited text"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert "File change detected: function_app.py. Restarting the host." in out
+    assert out.count("Host stopped.") == 2

@@ -50,6 +50,33 @@ def test_connection_strings_section_holds_the_storage_connection(tmp_path: Path)
     assert config.uses_development_storage
 
 
+def test_a_set_but_empty_variable_does_not_override_local_settings(tmp_path: Path) -> None:
+    """Core Tools skips a setting only when the environment holds a non-empty value for it."""
+    app = make_app(tmp_path / "app", settings={"Values": {"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                                                          "E": "from-file"}})
+    environ = {"AzureWebJobsStorage": "", "E": ""}
+    config = load_config(app, environ=environ)
+    assert environ == {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "E": "from-file"}
+    assert config.storage_connection == "UseDevelopmentStorage=true"
+
+
+@pytest.mark.parametrize(("value", "override"), [(None, False), ("NonRunningStates", False), ("anystate", True),
+                                                 (0, True), ("1", False)])
+def test_overridable_existing_instance_states(tmp_path: Path, value: Any, override: bool) -> None:
+    """extensions.durableTask.overridableExistingInstanceStates is read as the extension's enum."""
+    durable = {} if value is None else {"overridableExistingInstanceStates": value}
+    app = make_app(tmp_path / "app", {"version": "2.0", "extensions": {"durableTask": durable}})
+    assert load_config(app, environ={}).durable.override_active_instances is override
+
+
+def test_unknown_overridable_state_is_refused(tmp_path: Path) -> None:
+    """A value the extension's enum does not have stops the host with a clear message."""
+    app = make_app(tmp_path / "app", {"version": "2.0", "extensions": {
+        "durableTask": {"overridableExistingInstanceStates": "Sometimes"}}})
+    with pytest.raises(ConfigError, match="overridableExistingInstanceStates must be one of AnyState"):
+        load_config(app, environ={})
+
+
 def test_host_json_overrides_from_environment_and_settings(tmp_path: Path) -> None:
     """``AzureFunctionsJobHost__`` variables (also from local.settings.json) override host.json keys."""
     host = {"version": "2.0", "extensions": {"http": {"routePrefix": "api"},

@@ -271,7 +271,7 @@ class MemoryTaskHub:
             high = low[:-1] + chr(ord(low[-1]) + 1)
         matches: list[dict[str, Any]] = []
         for pk in sorted(self._instances):
-            if pk < start or "@" <= pk < "A":
+            if pk < start or ("@" <= pk < "A" and not (query.instance_id_prefix or "").startswith("@")):
                 continue
             if low is not None and high is not None and not low <= pk < high:
                 continue

@@ -172,9 +172,11 @@ def build_instance_filter(query: InstanceQuery) -> tuple[str, dict[str, Any]]:
         parameters["pkLow"] = low
         parameters["pkHigh"] = high
         clauses.append("PartitionKey ge @pkLow and PartitionKey lt @pkHigh")
-    # Entities share the table with ids "@name@key": keep them out of orchestration listings.
-    parameters["entLow"] = "@"
-    parameters["entHigh"] = "A"
-    clauses.append("( PartitionKey lt @entLow or PartitionKey ge @entHigh )")
+    # Entities share the table with ids "@name@key": keep them out of orchestration listings (a prefix
+    # starting with "@" asks for entities).
+    if not (query.instance_id_prefix or "").startswith("@"):
+        parameters["entLow"] = "@"
+        parameters["entHigh"] = "A"
+        clauses.append("( PartitionKey lt @entLow or PartitionKey ge @entHigh )")
     return " and ".join(clauses), parameters
 

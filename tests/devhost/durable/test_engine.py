@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
+from devhost.durable.client import InstanceExists
 from devhost.durable.history import EventType, OrchestrationStatus
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
@@ -286,4 +289,79 @@ def test_row_cache_never_keeps_a_read_overtaken_by_a_write() -> None:
         assert (await read).runtime_status == OrchestrationStatus.Running  # the read began before the write
         row = await hub.get_instance("i1")
         assert row is not None and row.runtime_status == OrchestrationStatus.Completed
+    run(scenario())
+
+
+def test_failed_sub_orchestration_hands_its_details_to_the_parent() -> None:
+    """SubOrchestrationInstanceFailed carries the shim's Details, which the parent's SDK shows after the reason."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("ParentOfBroken")
+            done = await h.wait(instance)
+            history = (await h.hub.load_history(instance)).events
+            failed = next(e for e in history if e["EventType"] == EventType.SubOrchestrationInstanceFailed)
+            assert failed["Reason"] == "Orchestrator function 'BrokenChild' failed: child broke"
+            assert failed["Details"].startswith("Message: child broke, StackTrace: ")
+            assert 'raise ValueError("child broke")' in failed["Details"]
+            seen = json.loads(done.output)
+            assert seen.startswith(failed["Reason"] + " \n Message: child broke, StackTrace: ")
+    run(scenario())
+
+
+def test_activity_failure_details_are_the_serialized_exception() -> None:
+    """TaskFailed.Details is the error data converter's System.Exception wrapping the worker's RpcException."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("CatchesActivityFailure")
+            await h.wait(instance)
+            history = (await h.hub.load_history(instance)).events
+            failed = next(e for e in history if e["EventType"] == EventType.TaskFailed)
+            assert failed["Reason"] == "Activity function 'Explode' failed: KeyError: 'x'"
+            details = json.loads(failed["Details"])
+            assert details["$type"] == "System.Exception, System.Private.CoreLib"
+            assert details["Message"] == "KeyError: 'x'"
+            inner = details["InnerException"]
+            assert inner["ClassName"] == "Microsoft.Azure.WebJobs.Script.Workers.Rpc.RpcException"
+            assert inner["Message"].startswith("Result: Failure\nException: KeyError: 'x'\nStack: ")
+    run(scenario())
+
+
+def test_unknown_orchestrator_fails_with_the_extension_wording() -> None:
+    """A start of an orchestrator the app lacks fails as the extension's shim words it."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("NoSuchOrchestrator")
+            done = await h.wait(instance)
+            assert done.runtime_status == OrchestrationStatus.Failed
+            assert done.output.startswith(
+                "Orchestrator function 'NoSuchOrchestrator' failed: The function 'NoSuchOrchestrator' doesn't "
+                "exist, is disabled, or is not an orchestrator function. Additional info: The following are the "
+                "known orchestrator functions: 'Greeter', ")
+    run(scenario())
+
+
+def test_custom_status_over_16_kb_schedules_nothing() -> None:
+    """The oversized status fails the episode before its activity is scheduled."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Chatty")
+            await h.wait(instance)
+            history = (await h.hub.load_history(instance)).events
+            assert kinds(history) == ["OrchestratorStarted", "ExecutionStarted", "ExecutionCompleted",
+                                      "OrchestratorCompleted"]
+    run(scenario())
+
+
+def test_any_state_lets_a_start_replace_an_active_instance() -> None:
+    """With overridableExistingInstanceStates AnyState a start naming a running instance is accepted."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Greeter", {"name": "Ada", "timeout": 60}, "replaced-one")
+            await h.wait(instance, lambda r: r.custom_status != "null")
+            with pytest.raises(InstanceExists):
+                await h.client.start("Greeter", instance, None)
+            h.client.override_active = True
+            await h.start("Greeter", {"name": "Bo", "timeout": 60}, instance)
+            row = await h.wait(instance, lambda r: "Bo" in r.custom_status)
+            assert json.loads(row.custom_status) == {"greeting": "Hello Bo!"}
     run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from devhost.durable.history import Event, EventType, OrchestrationStatus
 from devhost.durable.replay import CreateTimer, FunctionCatalog, ReplayResult, ScheduleTask, replay
 from tests.history_builder import HistoryBuilder
 
-CATALOG = FunctionCatalog(["Orchestrator"], ["Hello", "Flaky"])
+CATALOG = FunctionCatalog(["Orchestrator"], ["Hello", "Flaky"], ["Counter"])
 
 
 def split(history: list[Event]) -> tuple[list[Event], list[Event]]:
@@ -122,3 +123,41 @@ def test_continue_as_new_carries_new_events_over() -> None:
     assert result.completion is not None
     assert (result.completion.status, result.completion.result) == (OrchestrationStatus.ContinuedAsNew, "2")
     assert [e["Name"] for e in result.completion.carryover_events] == ["Next"]
+
+
+def test_entity_signal_and_call_take_sequence_ids_and_the_call_waits_for_its_answer() -> None:
+    """signal_entity and call_entity each take the next id (EventSent); only the call keeps the episode open."""
+    actions = [
+        {"actionType": 9, "instanceId": "@counter@k", "operation": "add", "input": "1"},
+        {"actionType": 7, "instanceId": "@counter@k", "operation": "get", "input": None},
+    ]
+    builder = HistoryBuilder().started()
+    result = run(builder, actions[:2])
+    assert [type(d).__name__ for d in result.decisions] == ["SendEntityOperation", "SendEntityOperation"]
+    assert [d.id for d in result.decisions] == [0, 1]
+    signal, call = (json.loads(d.request) for d in result.decisions)  # type: ignore[union-attr]
+    assert (signal["signal"], signal["parent"], call["signal"], call["parent"]) == (True, None, False, "inst-001")
+    assert signal["id"] != call["id"] and result.completion is None
+    again = run(builder, actions[:2])  # a replay of the same point sends the same request ids
+    assert [json.loads(d.request)["id"] for d in again.decisions] == [signal["id"], call["id"]]  # type: ignore
+
+
+def test_a_call_http_action_schedules_the_built_in_http_activity() -> None:
+    """CallHttp becomes BuiltIn::HttpActivity with the extension's DurableHttpRequest (async pattern on)."""
+    http = {"method": "get", "uri": "http://127.0.0.1:1/x", "content": None, "headers": {"A": "b"},
+            "tokenSource": {"resource": "https://graph.microsoft.com", "kind": "AzureManagedIdentity"}}
+    result = run(HistoryBuilder().started(), [{"actionType": 8, "httpRequest": http}])
+    (decision,) = result.decisions
+    assert isinstance(decision, ScheduleTask) and decision.name == "BuiltIn::HttpActivity"
+    request = json.loads(decision.input or "")
+    assert request["method"] == "GET" and request["asynchronousPatternEnabled"] is True
+    assert request["tokenSource"]["resource"] == "https://graph.microsoft.com/.default"
+
+
+def test_an_operation_on_an_entity_the_app_lacks_fails_the_execution() -> None:
+    """As the extension's existence check: the orchestration fails naming the known entity functions."""
+    action = {"actionType": 7, "instanceId": "@meter@k", "operation": "get", "input": None}
+    result = run(HistoryBuilder().started(), [action])
+    assert result.completion is not None and result.completion.status == OrchestrationStatus.Failed
+    assert ("The function 'meter' doesn't exist, is disabled, or is not an entity function. Additional info: "
+            "The following are the known entity functions: 'Counter'.") in (result.completion.result or "")

@@ -102,3 +102,47 @@ def Flaky(key: str) -> str:
 @app.orchestration_trigger(context_name="context")
 def FailsOnce(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("Flaky", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def BrokenChild(context: df.DurableOrchestrationContext):
+    yield context.call_activity("Echo", 1)
+    raise ValueError("child broke")
+
+
+@app.orchestration_trigger(context_name="context")
+def ParentOfBroken(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("BrokenChild")
+    except Exception as error:  # the parent sees the child's reason and details
+        return str(error)
+    return "no failure"
+
+
+@app.activity_trigger(input_name="value")
+def Explode(value: str) -> str:
+    raise KeyError(value)
+
+
+@app.orchestration_trigger(context_name="context")
+def CatchesActivityFailure(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_activity("Explode", "x")
+    except Exception as error:
+        return str(error)
+    return "no failure"
+
+
+@app.orchestration_trigger(context_name="context")
+def HttpCaller(context: df.DurableOrchestrationContext):
+    request = context.get_input()
+    response = yield context.call_http(request["method"], request["uri"], request.get("content"),
+                                       request.get("headers"))
+    return response
+
+
+@app.entity_trigger(context_name="context")
+def Tally(context: df.DurableEntityContext) -> None:
+    total = context.get_state(lambda: 0) + int(context.get_input() or 0)
+    context.set_state(total)
+    context.set_result(total)

@@ -115,6 +115,10 @@ def route_instance_id(req: func.HttpRequest) -> str:
         raise HttpError(400, f"The instance id must be at most {MAX_INSTANCE_ID_LENGTH} characters.")
     if instance_id.startswith("@") or any(c in "/\\?#" or ord(c) < 32 or ord(c) == 127 for c in instance_id):
         raise HttpError(400, "The instance id must not start with '@' or contain / \\ ? # or control characters.")
+    if any(c in "%+" for c in instance_id):
+        # The client SDK puts the id into its management URLs as it is, and the host decodes the whole path
+        # (`%2F` becomes a separator, `+` a space): such an id would address another resource.
+        raise HttpError(400, "The instance id must not contain % or + (the client SDK cannot address such ids).")
     return instance_id
 
 

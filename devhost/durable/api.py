@@ -139,6 +139,12 @@ class Call:
         return links
 
 
+def api_segments(tail: str) -> list[str]:
+    """The path after the API base as the extension routes it: the whole path decoded first, then split
+    (so an encoded ``/`` separates segments and a ``+`` is a space)."""
+    return [s for s in unquote_plus(tail).split("/") if s]
+
+
 class DurableApi:
     """Routes API requests to the client of the task hub they name (the app's by default)."""
 
@@ -152,7 +158,7 @@ class DurableApi:
             return empty(405)  # the host's webhook route takes these three methods only
         # The current extension runs WebUtility.UrlDecode over the whole path before it matches its route
         # templates: `+` is a space, and an encoded `/` splits segments as a plain one would.
-        segments = [s for s in unquote_plus(tail).split("/") if s]
+        segments = api_segments(tail)
         query = query_values(request)
         hub_name = query.get("taskhub", "").strip() or self.clients.app_hub_name
         connection = query.get("connection") or DEFAULT_CONNECTION

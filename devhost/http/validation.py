@@ -14,10 +14,10 @@ import binascii
 import json
 import re
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aiohttp import web
 
+from devhost.durable.api import api_segments
 from devhost.errors import DevhostError
 
 MAX_JSON_DEPTH = 64  # Newtonsoft.Json's default JsonReader.MaxDepth (13.x), which the extension parses with
@@ -134,11 +134,6 @@ def check_top(value: str) -> None:
     text = value.strip()
     if not re.fullmatch(r"[+-]?\d{1,12}", text) or not -(2**31) <= int(text) <= INT32_MAX:
         raise InvalidInput(f"'top' must be a whole number of at most {INT32_MAX}, got {value[:40]!r}.")
-
-
-def api_segments(raw_tail: str) -> list[str]:
-    """The API path after its base, split and decoded once, as the API decodes it."""
-    return [unquote_plus(s) for s in raw_tail.split("/") if s]
 
 
 async def check_durable_request(request: web.Request, raw_tail: str) -> None:

@@ -134,7 +134,7 @@ def test_selection_rejects_bad_bodies(
         ("select_city", "recommendations/{id}/selection"),
     ],
 )
-@pytest.mark.parametrize("instance_id", ["@counter@c1", "a\x01b", "x" * 257, " "])
+@pytest.mark.parametrize("instance_id", ["@counter@c1", "a\x01b", "x" * 257, " ", "%2F", "a+b"])
 def test_malformed_instance_ids_are_rejected(
     indexed_functions: dict[str, func.Function], dead_binding: str, function: str, route: str, instance_id: str
 ) -> None:

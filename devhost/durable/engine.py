@@ -67,6 +67,9 @@ class Engine:
         self.entities = EntityRunner(hub, worker, self.settler, self.send)  # batches for @name@key instances
         self.activities = ActivityWorkers(hub, worker, self.catalog, settings, self.settler,
                                           receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
+        self.runner.ahead = self.activities
+        self.runner.ahead_window = settings.run_ahead_window
+        self.runner.ahead_limit = settings.max_concurrent_activities
         self.inboxes: dict[str, InstanceInbox] = {}
         self.buffered = 0
         self.drained = asyncio.Event()

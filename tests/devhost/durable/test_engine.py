@@ -14,6 +14,31 @@ from devhost.durable.taskhub.memory import MemoryTaskHub
 from tests.devhost.durable.conftest import run, running_engine
 
 
+class CountingHub(MemoryTaskHub):
+    """The in-memory hub, counting checkpoints and the work items written."""
+
+    def __init__(self) -> None:
+        super().__init__("EngineToy")
+        self.checkpoints = 0
+        self.work_items = 0
+
+    def write_leased(self, messages, lease):  # type: ignore[no-untyped-def]
+        self.work_items += sum(1 for m in messages if m.to_work_items)
+        return super().write_leased(messages, lease)
+
+    async def append_history(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.checkpoints += 1
+        return await super().append_history(*args, **kwargs)
+
+
+CHAIN_HISTORY = [
+    "OrchestratorStarted", "ExecutionStarted", "TaskScheduled", "OrchestratorCompleted",
+    "OrchestratorStarted", "TaskCompleted", "TaskScheduled", "OrchestratorCompleted",
+    "OrchestratorStarted", "TaskCompleted", "TaskScheduled", "OrchestratorCompleted",
+    "OrchestratorStarted", "TaskCompleted", "ExecutionCompleted", "OrchestratorCompleted",
+]
+
+
 def kinds(events: list[dict]) -> list[str]:
     return [EventType(e["EventType"]).name for e in events]
 
@@ -364,4 +389,49 @@ def test_any_state_lets_a_start_replace_an_active_instance() -> None:
             await h.start("Greeter", {"name": "Bo", "timeout": 60}, instance)
             row = await h.wait(instance, lambda r: "Bo" in r.custom_status)
             assert json.loads(row.custom_status) == {"greeting": "Hello Bo!"}
+    run(scenario())
+
+
+def test_quick_activities_run_ahead_into_one_checkpoint() -> None:
+    """A chain of activities that finish within the window is one checkpoint and writes no work item,
+    yet stores the history the separate episodes would have."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=10.0) as h:
+            instance = await h.start("Chain", 3)
+            done = await h.wait(instance)
+            assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 3
+            history = (await hub.load_history(instance)).events
+            assert kinds(history) == CHAIN_HISTORY
+            assert [e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TaskCompleted] == [0, 1, 2]
+            assert (hub.checkpoints, hub.work_items) == (1, 0)
+    run(scenario())
+
+
+def test_without_run_ahead_each_episode_checkpoints() -> None:
+    """With the window at 0 every episode commits on its own and each activity is a written work item."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=0.0) as h:
+            instance = await h.start("Chain", 3)
+            done = await h.wait(instance)
+            assert json.loads(done.output) == 3
+            assert kinds((await hub.load_history(instance)).events) == CHAIN_HISTORY
+            assert (hub.checkpoints, hub.work_items) == (4, 3)
+    run(scenario())
+
+
+def test_slow_activity_outlasting_the_window_runs_once() -> None:
+    """An activity still running when the window closes gets its work item written and is not run again."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=0.02) as h:
+            instance = await h.start("SlowStep", {"key": "once", "seconds": 0.3})
+            done = await h.wait(instance)
+            assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 1
+            assert (hub.checkpoints, hub.work_items) == (2, 1)
+            deadline = asyncio.get_running_loop().time() + 5
+            while hub.queue_length(hub.work_item_queue_name):  # deleted once the result is checkpointed
+                assert asyncio.get_running_loop().time() < deadline, "the work item was never deleted"
+                await asyncio.sleep(0.01)
     run(scenario())

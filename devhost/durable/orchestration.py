@@ -308,26 +308,26 @@ class EpisodeRunner:
     async def _run_ahead(self, episode: Episode) -> Episode:
         """Run the activities ``episode`` scheduled, and the episodes their results lead to, before any commit.
 
-        While every activity an episode asks for finishes within the window, its results become the next
-        episode's events at once, and the last episode commits them all: one checkpoint and no work items
-        instead of a checkpoint, a work item and its delete per step. The stored history is the one the
-        separate episodes would have written. Anything else (a timer or event to wait for, a slow activity,
-        too many at once, continue-as-new, the end) stops it there, and what was not run ahead is sent as usual.
+        While every activity an episode asks for finishes within the window (counted for each episode), its
+        results become the next episode's events at once, and the last episode commits them all: one
+        checkpoint and no work items instead of a checkpoint, a work item and its delete per step (a long
+        chain still checkpoints whenever its rows would outgrow one table transaction). The stored history
+        is the one the separate episodes would have written. Anything else (a timer or event to wait for, a
+        slow activity, too many at once, continue-as-new, the end) stops it there, and what was not run
+        ahead is sent as usual.
         """
         ahead = self.ahead
         if ahead is None or self.ahead_window <= 0:
             return episode
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ahead_window
         while episode.final_completion is None and not episode.generation_started:
             work = [m for m in episode.outbound if m.to_work_items]
             if not work or ahead.running_ahead + len(work) > self.ahead_limit:
                 return episode
-            if episode.start_index + len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD:
+            if len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD:
                 return episode
             instance_id, execution_id = episode.instance_id, episode.execution_id
             runs = [ahead.run_ahead(instance_id, execution_id, m.event) for m in work]
-            _, pending = await asyncio.wait(runs, timeout=max(deadline - loop.time(), 0.0))
+            _, pending = await asyncio.wait(runs, timeout=self.ahead_window)
             if pending:
                 return episode  # their work items are written with this checkpoint and wait for these runs
             now = max(utcnow(), episode.now)

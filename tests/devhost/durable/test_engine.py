@@ -435,3 +435,17 @@ def test_slow_activity_outlasting_the_window_runs_once() -> None:
                 assert asyncio.get_running_loop().time() < deadline, "the work item was never deleted"
                 await asyncio.sleep(0.01)
     run(scenario())
+
+
+def test_a_long_chain_run_ahead_checkpoints_within_one_transaction_each() -> None:
+    """Running ahead stops before a checkpoint would outgrow one table transaction, then goes on."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=10.0) as h:
+            instance = await h.start("Chain", 30)
+            done = await h.wait(instance, within=30)
+            assert json.loads(done.output) == sum(range(30))
+            history = (await hub.load_history(instance)).events
+            assert sum(1 for e in history if e["EventType"] == EventType.TaskCompleted) == 30
+            assert 2 <= hub.checkpoints <= 4 and hub.work_items == 0
+    run(scenario())

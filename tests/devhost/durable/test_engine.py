@@ -447,5 +447,6 @@ def test_a_long_chain_run_ahead_checkpoints_within_one_transaction_each() -> Non
             assert json.loads(done.output) == sum(range(30))
             history = (await hub.load_history(instance)).events
             assert sum(1 for e in history if e["EventType"] == EventType.TaskCompleted) == 30
-            assert 2 <= hub.checkpoints <= 4 and hub.work_items == 0
+            # each checkpoint but the last leaves its next step to a written work item
+            assert 2 <= hub.checkpoints <= 4 and hub.work_items == hub.checkpoints - 1
     run(scenario())

@@ -68,6 +68,8 @@ class ActivityWorkers:
         self.known_ids: set[str] = set()  # work items queued or running here, by message id
         # Activities started by their episode before their work item exists, by (instance, execution, task id).
         self.ahead: dict[tuple[str, str | None, int], asyncio.Future[Event]] = {}
+        # maxConcurrentActivityFunctions holds for both: the workers and the runs ahead share these slots.
+        self.slots = asyncio.Semaphore(settings.max_concurrent_activities)
         self.http_session: aiohttp.ClientSession | None = None  # for call_http, opened on first use
         self.stopping = False
 
@@ -87,7 +89,7 @@ class ActivityWorkers:
     def run_ahead(self, instance_id: str, execution_id: str | None, scheduled: Event) -> asyncio.Future[Event]:
         """Start the activity of a TaskScheduled message that is not written yet; its result event."""
         key = (instance_id, execution_id, scheduled["EventId"])
-        future = asyncio.ensure_future(self._execute(scheduled))
+        future = asyncio.ensure_future(self._execute_in_slot(scheduled))
         self.ahead[key] = future
         return future
 
@@ -139,7 +141,7 @@ class ActivityWorkers:
         renewal = asyncio.ensure_future(self.settler.queue.keep_leased(message, visibility))
         started = self.ahead.pop((message.instance_id, message.execution_id, scheduled["EventId"]), None)
         try:
-            result = await (started if started is not None else self._execute(scheduled))
+            result = await (started if started is not None else self._execute_in_slot(scheduled))
         except BaseException:
             renewal.cancel()
             raise
@@ -155,6 +157,10 @@ class ActivityWorkers:
             execution_id=work_item.execution_id,
             in_memory=InMemoryReply(work_item, renewal, self.settler.queue),
         )
+
+    async def _execute_in_slot(self, scheduled: Event) -> Event:
+        async with self.slots:
+            return await self._execute(scheduled)
 
     async def _execute(self, scheduled: Event) -> Event:
         name = scheduled["Name"]

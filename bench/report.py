@@ -469,8 +469,8 @@ CRITICAL_PATH = [
     " `table merge` of the Instances row with the custom status, once the Pending row is stored: a status"
     " read shows the discount from here (the row cache takes the merge as it is issued)",
     "off the critical path: `queue delete` of ExecutionStarted once the checkpoint is stored; after"
-    " BookingConfirmed (handed to the instance in memory, no queue): episode 3's `table batch`, then the 202,"
-    " and `table merge` (Completed), then `queue delete` of the timer message it no longer needs",
+    " BookingConfirmed (handed to the instance in memory, no queue): episode 3's `table batch` and `table merge`"
+    " (Completed), then the 202, then `queue delete` of the timer message it no longer needs",
 ]
 
 

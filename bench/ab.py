@@ -22,12 +22,13 @@ from pathlib import Path
 from bench import launcher, workloads
 from bench.cli import _raise_keyboard_interrupt
 
-# name -> environment of the devhost process. "before": what devhost ran on before uvloop and the
-# in-process loopback; "default": what it runs on now.
+# name -> environment of the devhost process. "before": what devhost ran on before uvloop, the
+# in-process loopback and running activities ahead of the checkpoint; "default": what it runs on now.
 VARIANTS: dict[str, dict[str, str]] = {
-    "before": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_LOOPBACK": "tcp"},
-    "uvloop": {"DEVHOST_LOOPBACK": "tcp"},
-    "in-process": {"DEVHOST_EVENT_LOOP": "asyncio"},
+    "before": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_LOOPBACK": "tcp", "DEVHOST_RUN_AHEAD_MS": "0"},
+    "uvloop": {"DEVHOST_LOOPBACK": "tcp", "DEVHOST_RUN_AHEAD_MS": "0"},
+    "in-process": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_RUN_AHEAD_MS": "0"},
+    "no-run-ahead": {"DEVHOST_RUN_AHEAD_MS": "0"},
     "default": {},
 }
 

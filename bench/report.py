@@ -462,15 +462,15 @@ ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 CRITICAL_PATH = [
     "start request: `queue put (control)` of ExecutionStarted (written leased; the first episode starts in"
     " memory at once), then `table upsert (replace)` of the Pending Instances row; the 202 follows",
-    "episode 1 (orchestrator asks for CalculateDiscount): `queue put (work items)` of TaskScheduled (the"
-    " activity starts in memory at once, beside the rest of this commit), then `table batch` (history and"
-    " sentinel), then `table merge` of the Instances row (Running)",
-    "episode 2 (the activity's result arrives in memory, no queue): `queue put (control)` of the TimerFired"
-    " message (invisible until the offer expires), then `table batch`, then `table merge` with the custom"
-    " status: a status read shows the discount from here (the row cache takes the merge as it is issued)",
-    "off the critical path: `queue delete` of ExecutionStarted and of the work item once their checkpoints"
-    " are stored; after BookingConfirmed: `queue put (control)` of EventRaised, episode 3's `table batch` and"
-    " `table merge` (Completed), then `queue delete` of EventRaised and of the timer message it no longer needs",
+    "meanwhile, in memory: episode 1 asks for CalculateDiscount, the activity runs ahead of any checkpoint"
+    " and episode 2 takes its result at once (no work item, no queue); no storage call",
+    "the shared checkpoint of episodes 1 and 2: `queue put (control)` of the TimerFired message (invisible"
+    " until the offer expires), then `table batch` (both episodes' history rows and the sentinel), then"
+    " `table merge` of the Instances row with the custom status, once the Pending row is stored: a status"
+    " read shows the discount from here (the row cache takes the merge as it is issued)",
+    "off the critical path: `queue delete` of ExecutionStarted once the checkpoint is stored; after"
+    " BookingConfirmed (handed to the instance in memory, no queue): episode 3's `table batch` and `table merge`"
+    " (Completed), then the 202, then `queue delete` of the timer message it no longer needs",
 ]
 
 
@@ -491,12 +491,14 @@ def storage_section(results: dict[str, Any]) -> list[str]:
             "",
             md_table(headers, rows),
             "",
-            "The provider's layout sets the floor: each message is one put and one delete (ExecutionStarted,"
-            " TaskScheduled, TimerFired, EventRaised: 8), each of the three checkpoints one history batch and"
-            " one Instances merge (6), and the client writes the Pending row (1): 15 calls. devhost makes"
-            " exactly those; the provider would also queue the activity's result (TaskCompleted: a put, a"
-            " receive, a delete) and receive each message it wrote itself (4 more receives), which devhost"
-            " hands over in memory instead.",
+            "The provider makes at least 15 calls for this flow: a put and a delete for each of ExecutionStarted,"
+            " TaskScheduled, TimerFired and EventRaised (8), a history batch and an Instances merge for each of"
+            " three checkpoints (6), and the client's Pending row (1); it would also queue the activity's"
+            " result (TaskCompleted: a put, a receive, a delete) and receive each message it wrote itself."
+            " devhost makes 9: the activity runs ahead of its episode's checkpoint (no TaskScheduled message,"
+            " and episodes 1 and 2 share one checkpoint), and BookingConfirmed goes to the instance in memory,"
+            " its 202 waiting for the checkpoint that records it (no EventRaised message). What storage holds"
+            " after each checkpoint is what the provider's would hold.",
             "",
         ]
     lines += ["The storage calls on the critical path from start to the custom status being visible:", ""]

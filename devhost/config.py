@@ -50,6 +50,9 @@ class DurableSettings:
     # overridableExistingInstanceStates: NonRunningStates (the default) refuses a start that names an
     # active instance; AnyState lets it replace that instance.
     override_active_instances: bool = False
+    # devhost's own (DEVHOST_RUN_AHEAD_MS): how long an episode that scheduled activities may wait for
+    # them to finish in memory, so that the episodes they lead to share one checkpoint; 0 turns it off.
+    run_ahead_window: float = 0.025
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,23 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
         store_inputs_in_history=_as_bool(_get_ci(section, "storeInputsInOrchestrationHistory"), False),
         extended_sessions=_as_bool(_get_ci(section, "extendedSessionsEnabled"), True),
         override_active_instances=_overridable_states(_get_ci(section, "overridableExistingInstanceStates")),
+        run_ahead_window=_run_ahead_window(environ.get(RUN_AHEAD_ENV), defaults.run_ahead_window),
     )
+
+
+RUN_AHEAD_ENV = "DEVHOST_RUN_AHEAD_MS"
+
+
+def _run_ahead_window(text: str | None, default: float) -> float:
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{RUN_AHEAD_ENV} must be a number of milliseconds, got {text!r}") from None
+    if not 0 <= value <= 10_000:
+        raise ConfigError(f"{RUN_AHEAD_ENV} must be between 0 and 10000 milliseconds, got {text!r}")
+    return value / 1000
 
 
 def load_config(

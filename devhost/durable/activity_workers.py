@@ -3,6 +3,12 @@
 A work item written by this process arrives in memory (``offer``); the poller picks up the rest. An
 activity's result goes to its orchestration's inbox in memory, settled through its work item
 (``settlement.InMemoryReply``), not through a queued reply.
+
+An episode may also start its activities itself before anything is written (``run_ahead``): when they
+finish quickly, the episodes they lead to share its checkpoint and no work item is ever written (after a
+crash the consumed messages come back and the activities run again, as a redelivered work item would
+have them). One that takes longer is not run twice: its work item is written with the checkpoint, and the
+worker that takes it waits for the run already under way.
 """
 
 from __future__ import annotations
@@ -60,6 +66,10 @@ class ActivityWorkers:
         self.reply = reply  # hands an activity's result to its instance's inbox
         self.backlog: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
         self.known_ids: set[str] = set()  # work items queued or running here, by message id
+        # Activities started by their episode before their work item exists, by (instance, execution, task id).
+        self.ahead: dict[tuple[str, str | None, int], asyncio.Future[Event]] = {}
+        # maxConcurrentActivityFunctions holds for both: the workers and the runs ahead share these slots.
+        self.slots = asyncio.Semaphore(settings.max_concurrent_activities)
         self.http_session: aiohttp.ClientSession | None = None  # for call_http, opened on first use
         self.stopping = False
 
@@ -75,6 +85,22 @@ class ActivityWorkers:
             return  # a copy received again while the first one waits or runs here
         self.known_ids.add(message.message_id)
         self.backlog.put_nowait(message)
+
+    def run_ahead(self, instance_id: str, execution_id: str | None, scheduled: Event) -> asyncio.Future[Event]:
+        """Start the activity of a TaskScheduled message that is not written yet; its result event."""
+        key = (instance_id, execution_id, scheduled["EventId"])
+        future = asyncio.ensure_future(self._execute_in_slot(scheduled))
+        self.ahead[key] = future
+        return future
+
+    def drop_ahead(self, instance_id: str, execution_id: str | None, task_ids: list[int]) -> None:
+        """Forget runs ahead whose work items will not be written (their results are used or discarded)."""
+        for task_id in task_ids:
+            self.ahead.pop((instance_id, execution_id, task_id), None)
+
+    @property
+    def running_ahead(self) -> int:
+        return len(self.ahead)
 
     async def _poll(self, wake: asyncio.Event) -> None:
         queue = self.hub.work_item_queue_name
@@ -113,8 +139,9 @@ class ActivityWorkers:
             return
         visibility = self.settings.work_item_visibility_timeout
         renewal = asyncio.ensure_future(self.settler.queue.keep_leased(message, visibility))
+        started = self.ahead.pop((message.instance_id, message.execution_id, scheduled["EventId"]), None)
         try:
-            result = await self._execute(scheduled)
+            result = await (started if started is not None else self._execute_in_slot(scheduled))
         except BaseException:
             renewal.cancel()
             raise
@@ -130,6 +157,10 @@ class ActivityWorkers:
             execution_id=work_item.execution_id,
             in_memory=InMemoryReply(work_item, renewal, self.settler.queue),
         )
+
+    async def _execute_in_slot(self, scheduled: Event) -> Event:
+        async with self.slots:
+            return await self._execute(scheduled)
 
     async def _execute(self, scheduled: Event) -> Event:
         name = scheduled["Name"]

@@ -10,6 +10,7 @@ from dataclasses import replace as replace_fields
 from datetime import datetime
 from typing import Protocol
 
+from devhost.durable.entities.ids import is_entity
 from devhost.durable.history import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -39,6 +40,7 @@ class Dispatch(Protocol):
     """The engine's side of sending: messages it will consume are handed over in memory."""
 
     async def send(self, messages: Sequence[OutboundMessage]) -> None: ...
+    async def send_client_event(self, message: OutboundMessage) -> None: ...
     def seed_new(self, instance_id: str) -> None: ...
     def expect_row(self, instance_id: str) -> asyncio.Future[None]: ...
     def forget(self, instance_id: str) -> None: ...
@@ -95,10 +97,15 @@ class DurableClient:
             row_written.set_result(None)
         return instance_id
 
-    async def _send(self, row: InstanceRow, event: Event) -> None:
+    async def _send(self, row: InstanceRow, event: Event, *, recognisable: bool = True) -> None:
+        """Send a client event; with an engine here, one it can recognise when it sees it twice goes to the
+        instance in memory and is stored by the checkpoint that records it."""
         message = OutboundMessage(event=event, instance_id=row.instance_id, execution_id=row.execution_id or None,
                                   sender={"InstanceId": "", "ExecutionId": ""})
-        await self._post([message])
+        if self.engine is not None and recognisable and not is_entity(row.instance_id):
+            await self.engine.send_client_event(message)
+        else:
+            await self._post([message])
 
     async def raise_event(self, row: InstanceRow, name: str, data_text: str | None) -> None:
         await self._send(row, new_event(EventType.EventRaised, Name=name, Input=data_text))
@@ -135,7 +142,7 @@ class DurableClient:
         running = replace_fields(row, runtime_status=OrchestrationStatus.Running, output=None, completed_time=None,
                                  last_updated_time=now)
         await self.hub.write_instance(running, replace=True)
-        await self._send(row, new_event(EventType.GenericEvent, Data=reason))
+        await self._send(row, new_event(EventType.GenericEvent, Data=reason), recognisable=False)
         self._forget(row.instance_id)
 
     def _forget(self, instance_id: str) -> None:

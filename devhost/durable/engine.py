@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,7 +25,7 @@ from devhost.durable.history import utcnow
 from devhost.durable.orchestration import EpisodeRunner
 from devhost.durable.poison import PoisonHandler, is_poison
 from devhost.durable.replay import FunctionCatalog
-from devhost.durable.settlement import Settler, until_stored
+from devhost.durable.settlement import InMemoryClientEvent, Settler, until_stored
 from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import CheckpointConflict
 
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("devhost.durable")
 
 MAX_BUFFERED_MESSAGES = 2000  # receive no more while this many wait for their instance's episode
+# How long a client's event may wait in memory for the checkpoint that records it before it is written
+# to its queue after all (only a stalled or stopping engine takes that long).
+CLIENT_EVENT_PATIENCE = 5.0
 
 
 class DurableWorker(Protocol):
@@ -67,6 +71,9 @@ class Engine:
         self.entities = EntityRunner(hub, worker, self.settler, self.send)  # batches for @name@key instances
         self.activities = ActivityWorkers(hub, worker, self.catalog, settings, self.settler,
                                           receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
+        self.runner.ahead = self.activities
+        self.runner.ahead_window = settings.run_ahead_window
+        self.runner.ahead_limit = settings.max_concurrent_activities
         self.inboxes: dict[str, InstanceInbox] = {}
         self.buffered = 0
         self.drained = asyncio.Event()
@@ -143,6 +150,18 @@ class Engine:
         """Send and wait until stored: consumers here may start at once, the caller goes on only once
         the queues hold every message (before its own checkpoint, before answering a client)."""
         await until_stored(self.post(messages))
+
+    async def send_client_event(self, message: OutboundMessage) -> None:
+        """Hand a client's event to its instance here and return once storage holds it: in the history
+        checkpoint that consumes it, or in its control queue when it cannot be consumed yet. The queue
+        copy (a put and a delete) is then never needed on the usual path."""
+        event = InMemoryClientEvent(self.hub, message)
+        self._enqueue(ReceivedMessage(
+            queue=self.hub.control_queue_name(message.instance_id), message_id=f"local:{uuid.uuid4()}",
+            receipt="", dequeue_count=0, inserted_on=utcnow(), event=message.event,
+            instance_id=message.instance_id, execution_id=message.execution_id, in_memory=event,
+        ))
+        await event.until_stored(CLIENT_EVENT_PATIENCE)
 
     def deliver(self, messages: Iterable[ReceivedMessage]) -> None:
         """Hand messages written by this process to their consumers."""

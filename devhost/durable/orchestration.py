@@ -63,10 +63,20 @@ FINGERPRINTED = {
 MAX_CONTINUE_AS_NEW_PER_EPISODE = 100
 HISTORY_CACHE_CAPACITY = 10_000
 STALE_START_RETRIES = 5
+MAX_ROWS_AHEAD = 90  # episodes sharing a checkpoint stay within one table transaction (99 rows)
 
 
 class OrchestratorInvoker(Protocol):
     async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
+
+
+class ActivitiesAhead(Protocol):
+    """Runs an episode's activities before their work items are written (``ActivityWorkers``)."""
+
+    running_ahead: int
+
+    def run_ahead(self, instance_id: str, execution_id: str | None, scheduled: Event) -> asyncio.Future[Event]: ...
+    def drop_ahead(self, instance_id: str, execution_id: str | None, task_ids: list[int]) -> None: ...
 
 
 @dataclass
@@ -132,6 +142,11 @@ class EpisodeRunner:
         # ones beyond the cap are read from storage again when they next get a message.
         self.cache: OrderedDict[str, CachedHistory] = OrderedDict()
         self.cache_capacity = HISTORY_CACHE_CAPACITY
+        # Set by the engine: activities run ahead of the checkpoint, for at most ``ahead_window`` seconds,
+        # with at most ``ahead_limit`` of them at once.
+        self.ahead: ActivitiesAhead | None = None
+        self.ahead_window = 0.0
+        self.ahead_limit = 0
 
     def expect_row(self, instance_id: str) -> asyncio.Future[None]:
         """A client is writing this instance's row: its first checkpoint must not merge before that."""
@@ -273,7 +288,14 @@ class EpisodeRunner:
             now = last_start  # the orchestration clock never runs backwards
         episode = Episode(self, instance_id, execution_id, started, past, triage.new_events, now)
         await episode.execute()
-        new_etag = await episode.commit(etag)
+        episode = await self._run_ahead(episode)
+        try:
+            new_etag = await episode.commit(etag)
+        except BaseException:
+            if self.ahead is not None:  # work items that may never be written: their runs are not waited for
+                self.ahead.drop_ahead(instance_id, episode.execution_id,
+                                      [m.event["EventId"] for m in episode.outbound if m.to_work_items])
+            raise
         if self.keep_history and episode.final_completion is None:
             self.cache[instance_id] = CachedHistory(episode.execution_id, episode.all_events, new_etag)
             self.cache.move_to_end(instance_id)
@@ -282,6 +304,46 @@ class EpisodeRunner:
         else:
             self.cache.pop(instance_id, None)
         return triage.consumed, triage.deferred
+
+    async def _run_ahead(self, episode: Episode) -> Episode:
+        """Run the activities ``episode`` scheduled, and the episodes their results lead to, before any commit.
+
+        While every activity an episode asks for finishes within the window (counted for each episode), its
+        results become the next episode's events at once, and the last episode commits them all: one
+        checkpoint and no work items instead of a checkpoint, a work item and its delete per step (a long
+        chain still checkpoints whenever its rows would outgrow one table transaction). The stored history
+        is the one the separate episodes would have written. Anything else (a timer or event to wait for, a
+        slow activity, too many at once, continue-as-new, the end) stops it there, and what was not run
+        ahead is sent as usual.
+        """
+        ahead = self.ahead
+        if ahead is None or self.ahead_window <= 0:
+            return episode
+        while episode.final_completion is None and not episode.generation_started:
+            work = [m for m in episode.outbound if m.to_work_items]
+            if not work or ahead.running_ahead + len(work) > self.ahead_limit:
+                return episode
+            if len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD:
+                return episode
+            instance_id, execution_id = episode.instance_id, episode.execution_id
+            runs = [ahead.run_ahead(instance_id, execution_id, m.event) for m in work]
+            _, pending = await asyncio.wait(runs, timeout=self.ahead_window)
+            if pending:
+                return episode  # their work items are written with this checkpoint and wait for these runs
+            now = max(utcnow(), episode.now)
+            following = Episode(self, instance_id, execution_id, episode.started, episode.all_events,
+                                [run.result() for run in runs], now)
+            try:
+                await following.execute()
+            except Exception:
+                log.exception("Running instance '%s' ahead failed; checkpointing what came before", instance_id)
+                return episode
+            if following.generation_started:
+                return episode  # continue-as-new rewrites the episode: keep the generations' checkpoints apart
+            ahead.drop_ahead(instance_id, execution_id, [m.event["EventId"] for m in work])
+            following.absorb(episode)
+            episode = following
+        return episode
 
     async def repair(self, instance_id: str, history: CachedHistory) -> None:
         """Bring the Instances row up to the checkpoint, for a crash between the history and the row write.
@@ -337,6 +399,14 @@ class Episode:
     @property
     def all_events(self) -> list[Event]:
         return self.past + self.written
+
+    def absorb(self, previous: Episode) -> None:
+        """Take over ``previous``'s uncommitted rows and messages (it ran ahead into this episode);
+        the work items it asked for are answered here already, so they are never sent."""
+        self.past = previous.past
+        self.start_index = previous.start_index
+        self.written = previous.written + self.written
+        self.outbound = [m for m in previous.outbound if not m.to_work_items] + self.outbound
 
     # -- running the orchestrator ----------------------------------------------------------------
     async def execute(self) -> None:

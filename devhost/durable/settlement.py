@@ -6,10 +6,12 @@ deletes the queue copy with the receipt the write returned, and should devhost d
 out and the copy is received as usual. An activity's result is not queued at all: its work item stays
 leased until the orchestration has checkpointed the result (see ``InMemoryReply``).
 
-A message is settled by one of two implementations:
+A message is settled by one of three implementations:
 - ``QueueSettlement``: a message with a queue copy (received, or written here and still being written:
   its ``written`` future is awaited first; when the write failed there is nothing to settle);
-- ``InMemoryReply``: a message that exists only in memory; settling it settles the work item it answers.
+- ``InMemoryReply``: a message that exists only in memory; settling it settles the work item it answers;
+- ``InMemoryClientEvent``: a client's event for an instance this process runs, held in memory until the
+  checkpoint that records it is stored (then the client is answered), or written to its queue after all.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import timedelta
 
-from devhost.durable.taskhub.base import ReceivedMessage, TaskHub
+from devhost.durable.history import utcnow
+from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
 
 log = logging.getLogger("devhost.durable")
 
@@ -80,9 +85,54 @@ class InMemoryReply:
         self.renewal.cancel()
         await self.queue.complete(self.work_item)
 
-    async def abandon(self) -> None:
+    async def abandon(self, delay: float) -> None:
         # Nothing to write: with its renewal stopped, the leased work item comes back by itself.
         self.renewal.cancel()
+
+
+class InMemoryClientEvent:
+    """A client's event (raise, terminate, suspend, resume) handed to its instance's inbox instead of a queue.
+
+    The client is answered once ``stored`` is done: when the checkpoint that consumed the event is stored
+    (completing it), or when the event was written to its control queue after all (abandoning it: its
+    episode failed or could not use it yet). Either way storage holds it before the client hears so, as
+    when the provider answers after writing the message.
+    """
+
+    def __init__(self, hub: TaskHub, message: OutboundMessage) -> None:
+        self.hub = hub
+        self.message = message
+        self.stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def complete(self) -> None:
+        if not self.stored.done():
+            self.stored.set_result(None)
+
+    async def abandon(self, delay: float) -> None:
+        await self.write(delay)
+
+    async def write(self, delay: float = 0.0) -> None:
+        """Write the event to its control queue (visible after ``delay`` seconds); a copy that history
+        already holds is recognised and dropped when it arrives, so writing it twice is harmless."""
+        if self.stored.done():
+            return
+        visible_at = None if delay <= 0 else utcnow() + timedelta(seconds=delay)
+        try:
+            await self.hub.send([replace(self.message, visible_at=visible_at)])
+        except Exception as exc:
+            if not self.stored.done():
+                self.stored.set_exception(exc)  # the client that waits for it hears of the failure
+            return
+        if not self.stored.done():
+            self.stored.set_result(None)
+
+    async def until_stored(self, patience: float) -> None:
+        """Wait until storage holds the event; after ``patience`` seconds, write it to the queue instead."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.stored), patience)
+        except TimeoutError:
+            await self.write()
+            await self.stored
 
 
 class Settler:
@@ -103,7 +153,7 @@ class Settler:
     async def abandon_all(self, messages: Sequence[ReceivedMessage], delay: float) -> None:
         async def abandon(message: ReceivedMessage) -> None:
             if message.in_memory is not None:
-                await message.in_memory.abandon()
+                await message.in_memory.abandon(delay)
             else:
                 await self.queue.abandon(message, delay)
 

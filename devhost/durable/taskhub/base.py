@@ -33,10 +33,10 @@ class OutboundMessage:
 
 
 class InMemorySettlement(Protocol):
-    """How a message that no queue holds is settled (``devhost.durable.settlement.InMemoryReply``)."""
+    """How a message that no queue holds is settled (``devhost.durable.settlement``'s in-memory kinds)."""
 
     async def complete(self) -> None: ...
-    async def abandon(self) -> None: ...
+    async def abandon(self, delay: float) -> None: ...
 
 
 @dataclass

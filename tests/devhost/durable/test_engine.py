@@ -4,14 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devhost.durable.client import InstanceExists
+from devhost.durable.client import DurableClient, InstanceExists
 from devhost.durable.history import EventType, OrchestrationStatus
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
 from tests.devhost.durable.conftest import run, running_engine
+
+
+class CountingHub(MemoryTaskHub):
+    """The in-memory hub, counting checkpoints and the work items written."""
+
+    def __init__(self) -> None:
+        super().__init__("EngineToy")
+        self.checkpoints = 0
+        self.work_items = 0
+        self.queued_events = 0  # EventRaised messages written to a control queue
+
+    def _count(self, messages) -> None:  # type: ignore[no-untyped-def]
+        self.work_items += sum(1 for m in messages if m.to_work_items)
+        self.queued_events += sum(1 for m in messages if m.event["EventType"] == EventType.EventRaised)
+
+    def write_leased(self, messages, lease):  # type: ignore[no-untyped-def]
+        self._count(messages)
+        return super().write_leased(messages, lease)
+
+    async def send(self, messages) -> None:  # type: ignore[no-untyped-def]
+        self._count(messages)
+        await super().send(messages)
+
+    async def append_history(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.checkpoints += 1
+        return await super().append_history(*args, **kwargs)
+
+
+CHAIN_HISTORY = [
+    "OrchestratorStarted", "ExecutionStarted", "TaskScheduled", "OrchestratorCompleted",
+    "OrchestratorStarted", "TaskCompleted", "TaskScheduled", "OrchestratorCompleted",
+    "OrchestratorStarted", "TaskCompleted", "TaskScheduled", "OrchestratorCompleted",
+    "OrchestratorStarted", "TaskCompleted", "ExecutionCompleted", "OrchestratorCompleted",
+]
 
 
 def kinds(events: list[dict]) -> list[str]:
@@ -176,10 +211,11 @@ def test_redelivered_messages_never_duplicate_history() -> None:
     """Every message delivered again after its checkpoint is recognised: no row twice, one completion."""
     async def scenario() -> None:
         hub = ForgetfulHub("EngineToy")
-        async with running_engine(hub) as h:
+        # Every message through a queue: no activity run ahead, and the event sent as another process would.
+        async with running_engine(hub, run_ahead_window=0.0) as h:
             instance = await h.start("Greeter", {"name": "Re", "timeout": 60})
             row = await h.wait(instance, lambda r: r.custom_status != "null")
-            await h.client.raise_event(row, "Go", json.dumps("again"))
+            await DurableClient(hub).raise_event(row, "Go", json.dumps("again"))
             await h.wait(instance)
             # Leases of 0.3 s run out again and again: wait until every message came back at least twice.
             for _ in range(200):  # up to 10 s
@@ -364,4 +400,95 @@ def test_any_state_lets_a_start_replace_an_active_instance() -> None:
             await h.start("Greeter", {"name": "Bo", "timeout": 60}, instance)
             row = await h.wait(instance, lambda r: "Bo" in r.custom_status)
             assert json.loads(row.custom_status) == {"greeting": "Hello Bo!"}
+    run(scenario())
+
+
+def test_quick_activities_run_ahead_into_one_checkpoint() -> None:
+    """A chain of activities that finish within the window is one checkpoint and writes no work item,
+    yet stores the history the separate episodes would have."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=10.0) as h:
+            instance = await h.start("Chain", 3)
+            done = await h.wait(instance)
+            assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 3
+            history = (await hub.load_history(instance)).events
+            assert kinds(history) == CHAIN_HISTORY
+            assert [e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TaskCompleted] == [0, 1, 2]
+            assert (hub.checkpoints, hub.work_items) == (1, 0)
+    run(scenario())
+
+
+def test_without_run_ahead_each_episode_checkpoints() -> None:
+    """With the window at 0 every episode commits on its own and each activity is a written work item."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=0.0) as h:
+            instance = await h.start("Chain", 3)
+            done = await h.wait(instance)
+            assert json.loads(done.output) == 3
+            assert kinds((await hub.load_history(instance)).events) == CHAIN_HISTORY
+            assert (hub.checkpoints, hub.work_items) == (4, 3)
+    run(scenario())
+
+
+def test_slow_activity_outlasting_the_window_runs_once() -> None:
+    """An activity still running when the window closes gets its work item written and is not run again."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=0.02) as h:
+            instance = await h.start("SlowStep", {"key": "once", "seconds": 0.3})
+            done = await h.wait(instance)
+            assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 1
+            assert (hub.checkpoints, hub.work_items) == (2, 1)
+            deadline = asyncio.get_running_loop().time() + 5
+            while hub.queue_length(hub.work_item_queue_name):  # deleted once the result is checkpointed
+                assert asyncio.get_running_loop().time() < deadline, "the work item was never deleted"
+                await asyncio.sleep(0.01)
+    run(scenario())
+
+
+def test_a_long_chain_run_ahead_checkpoints_within_one_transaction_each() -> None:
+    """Running ahead stops before a checkpoint would outgrow one table transaction, then goes on."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=10.0) as h:
+            instance = await h.start("Chain", 30)
+            done = await h.wait(instance, within=30)
+            assert json.loads(done.output) == sum(range(30))
+            history = (await hub.load_history(instance)).events
+            assert sum(1 for e in history if e["EventType"] == EventType.TaskCompleted) == 30
+            # each checkpoint but the last leaves its next step to a written work item
+            assert 2 <= hub.checkpoints <= 4 and hub.work_items == hub.checkpoints - 1
+    run(scenario())
+
+
+def test_a_raised_event_is_answered_once_its_checkpoint_is_stored() -> None:
+    """An event for an instance running here skips its queue: when the raise returns, history holds it."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Ada", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            await h.client.raise_event(row, "Go", json.dumps("now"))
+            assert "EventRaised" in kinds((await hub.load_history(instance)).events)
+            done = await h.wait(instance)
+            assert json.loads(done.output)["go"] == "now"
+            assert hub.queued_events == 0
+    run(scenario())
+
+
+def test_an_event_its_instance_cannot_take_yet_is_queued_before_the_answer() -> None:
+    """An event for an instance that has not started is written to its control queue before the raise returns."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub) as h:
+            later = datetime.now(UTC) + timedelta(seconds=30)
+            instance = await h.client.start("Greeter", None, json.dumps(json.dumps({"name": "Bo"})),
+                                            scheduled_start=later)
+            row = await hub.get_instance(instance)
+            assert row is not None and row.runtime_status == OrchestrationStatus.Pending
+            await h.client.raise_event(row, "Go", json.dumps("early"))
+            assert hub.queued_events == 1
+            assert "EventRaised" not in kinds((await hub.load_history(instance)).events)
     run(scenario())

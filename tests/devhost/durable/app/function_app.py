@@ -1,6 +1,7 @@
 """A toy app whose orchestrations exercise each part of the durable engine."""
 
 import itertools
+import time
 from datetime import timedelta
 
 import azure.durable_functions as df
@@ -9,6 +10,7 @@ import azure.functions as func
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 _replays = itertools.count()
 _flaky_calls: dict[str, int] = {}
+_slow_calls: dict[str, int] = {}
 
 
 @app.orchestration_trigger(context_name="context")
@@ -146,3 +148,24 @@ def Tally(context: df.DurableEntityContext) -> None:
     total = context.get_state(lambda: 0) + int(context.get_input() or 0)
     context.set_state(total)
     context.set_result(total)
+
+
+@app.orchestration_trigger(context_name="context")
+def Chain(context: df.DurableOrchestrationContext):
+    total = 0
+    for step in range(context.get_input()):
+        total += yield context.call_activity("Echo", step)
+    return total
+
+
+@app.orchestration_trigger(context_name="context")
+def SlowStep(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("Slow", context.get_input()))
+
+
+@app.activity_trigger(input_name="request")
+def Slow(request: dict) -> int:
+    """Sleeps, then says how many times it has run for this key."""
+    _slow_calls[request["key"]] = _slow_calls.get(request["key"], 0) + 1
+    time.sleep(request["seconds"])
+    return _slow_calls[request["key"]]

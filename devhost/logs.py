@@ -8,6 +8,7 @@ and ``Host.*`` categories map to loggers of those names if anything uses them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -46,9 +47,16 @@ class HostFormatter(logging.Formatter):
     def __init__(self, *, color: bool = False) -> None:
         super().__init__()
         self.color = color
+        self._second: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        second = math.floor(record.created)
+        cached = self._second
+        if cached[0] == second:  # lines come in bursts: one strftime per second, not per line
+            stamp = cached[1]
+        else:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, stamp)
         return f"{stamp}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:

@@ -43,16 +43,15 @@ Handler = Callable[["Call"], Awaitable[web.StreamResponse]]
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """Newtonsoft-style compact JSON with nulls written."""
-    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     try:
-        response = web.Response(status=status, text=body, headers=headers)
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         # Stored text with a lone surrogate cannot be UTF-8: escaped as \ud800, every other row still shows.
-        body = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
-        response = web.Response(status=status, text=body, headers=headers)
-    response.content_type = "application/json"
-    response.charset = "utf-8"
-    return response
+        body = json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+    # The encoded body and its Content-Type given at once: aiohttp then neither encodes it again nor
+    # rebuilds the header twice (as setting content_type and charset afterwards would).
+    all_headers = {**headers, "Content-Type": JSON_TYPE} if headers else {"Content-Type": JSON_TYPE}
+    return web.Response(status=status, body=body, headers=all_headers)
 
 
 def empty(status: int, headers: dict[str, str] | None = None) -> web.Response:

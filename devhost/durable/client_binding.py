@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from urllib.parse import quote_plus
 
@@ -29,6 +30,7 @@ def management_urls(base_url: str, instance_id: str, task_hub: str, connection: 
     }
 
 
+@functools.lru_cache(maxsize=64)  # the same few payloads for every starter invocation
 def client_binding_json(*, public_origin: str, rpc_origin: str, task_hub: str,
                         connection_name: str | None = None, required_query: str = "") -> str:
     """Compact JSON with nulls written, as ``BindingHelper.DurableOrchestrationClientToString`` makes it.

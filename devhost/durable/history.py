@@ -119,10 +119,15 @@ def utcnow() -> datetime:
 def format_timestamp(value: datetime) -> str:
     """.NET round-trip style: fractional digits with trailing zeros trimmed, always ``Z``."""
     value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += "." + f"{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    if value.year < 1000:  # strftime's %Y does not pad such years; isoformat would
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
+        if value.microsecond:
+            text += "." + f"{value.microsecond:06d}".rstrip("0")
+        return text + "Z"
+    # isoformat is the same text without strftime's cost (every event and row carries timestamps):
+    # "+00:00" is cut, and a fraction is only written when there is one.
+    text = value.isoformat()[:-6]
+    return (text.rstrip("0") if value.microsecond else text) + "Z"
 
 
 def parse_timestamp(value: str | datetime) -> datetime:
@@ -146,7 +151,10 @@ def status_timestamp(value: datetime | None) -> str | None:
     """``createdTime``/``lastUpdatedTime`` in the status API: seconds precision and ``Z``."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    value = value.astimezone(UTC)
+    if value.year < 1000:  # strftime's %Y does not pad such years; isoformat would
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.isoformat(timespec="seconds")[:-6] + "Z"
 
 
 def new_event(event_type: EventType, *, event_id: int = -1, timestamp: datetime | None = None,

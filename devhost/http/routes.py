@@ -398,6 +398,8 @@ def join_prefix(prefix: str, route: str) -> str:
 
 def decode_path(raw_path: str) -> str:
     """Percent-decode a request path but keep ``%2F`` encoded, as ASP.NET's PathString does."""
+    if "%" not in raw_path:
+        return raw_path  # nothing to decode (most requests)
     return unquote(re.sub(r"%2[fF]", "%252F", raw_path))
 
 

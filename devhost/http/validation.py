@@ -27,6 +27,10 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 # Strings (escapes included) and the brackets outside them: enough to measure nesting without recursion.
 _JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What check_instance_id refuses (char.IsControl: U+0000..U+001F and U+007F..U+009F), and what counts
+# twice in a UTF-16 length: compiled once, as every status read and raise checks an id.
+_ID_REFUSED = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _ARGUMENTS = "One or more of the arguments submitted is incorrect"
 
 
@@ -98,20 +102,16 @@ def check_json_carriable(text: str, what: str = "The request body", max_depth: i
 
 def utf16_length(text: str) -> int:
     """``string.Length`` in .NET: characters outside the BMP take two code units."""
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
-
-
-def _is_control(c: str) -> bool:
-    # char.IsControl: the Unicode category Cc, U+0000..U+001F and U+007F..U+009F.
-    code = ord(c)
-    return code < 0x20 or 0x7F <= code <= 0x9F
+    if text.isascii():
+        return len(text)
+    return len(text) + len(_ASTRAL.findall(text))
 
 
 def check_instance_id(instance_id: str) -> None:
     """The rules ``DurableClient.StartNewAsync`` applies to a caller-chosen instance id."""
     if instance_id.startswith("@"):
         raise InvalidInput("Orchestration instance ids must not start with @.")
-    if any(c in "/\\#?" or _is_control(c) for c in instance_id):
+    if _ID_REFUSED.search(instance_id) is not None:
         raise InvalidInput("Orchestration instance ids must not contain /, \\, #, ?, or control characters.")
     if utf16_length(instance_id) > MAX_INSTANCE_ID_LENGTH:
         raise InvalidInput(f"Instance ID lengths must not exceed {MAX_INSTANCE_ID_LENGTH} characters.")

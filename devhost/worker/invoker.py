@@ -13,10 +13,10 @@ import concurrent.futures
 import contextvars
 import logging
 import os
+import random
 import sys
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,14 +25,14 @@ from typing import Any, Protocol, TypeVar
 from azure.functions import meta
 
 from devhost.bindings.expressions import json_properties
-from devhost.bindings.support import STORAGE_BINDINGS, STORAGE_OUTPUTS, unsupported_reason
+from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
 from devhost.errors import FunctionInvocationError, FunctionNotFoundError
 from devhost.worker import bindings
 from devhost.worker.context import Context, Out, invocation_local
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.loader import LoadedFunction, import_app, index_app, load_function
-from devhost.worker.user_loop import UserCodeLoop
+from devhost.worker.user_loop import UserCodeLoop, settle
 
 T = TypeVar("T")
 
@@ -79,6 +79,7 @@ class Worker:
         self.refusals: dict[str, str] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._user_loop: UserCodeLoop | None = None
+        self._loggers: dict[str, logging.Logger] = {}  # Function.<name>, looked up once per function
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -120,7 +121,7 @@ class Worker:
         # Binding expressions see a JSON body's properties, the query and the route values, as in the host;
         # the body is only parsed for functions with storage bindings.
         binding_data: dict[str, Any] = {}
-        if any(raw.get("type") in STORAGE_BINDINGS for raw in fn.raw_bindings):
+        if fn.has_storage_bindings:
             binding_data = {**json_properties(request.body), **request.query, **request.route_params}
         result, outputs = await self._invoke(fn, request.datum(), reason=HTTP_REASON, binding_data=binding_data)
         if fn.return_type is not None and fn.return_type.binding_type == bindings.HTTP_OUTPUT:
@@ -172,8 +173,10 @@ class Worker:
                       trigger_metadata: Mapping[str, meta.Datum] | None = None,
                       binding_data: Mapping[str, Any] | None = None,
                       ) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
-        invocation_id = str(uuid.uuid4())
-        flog = logging.getLogger(f"Function.{fn.name}")
+        invocation_id = new_invocation_id()
+        flog = self._loggers.get(fn.name)
+        if flog is None:
+            flog = self._loggers[fn.name] = logging.getLogger(f"Function.{fn.name}")
         flog.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
         started = time.perf_counter()
         token = current_invocation_id.set(invocation_id)
@@ -199,7 +202,7 @@ class Worker:
     async def _call(self, fn: LoadedFunction, invocation_id: str, trigger: meta.Datum,
                     trigger_metadata: Mapping[str, meta.Datum],
                     binding_data: Mapping[str, Any]) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
-        raw_by_name = {str(raw.get("name")): raw for raw in fn.raw_bindings}
+        raw_by_name = fn.raw_by_name
         args: dict[str, Any] = {}
         for param, info in fn.input_types.items():
             datum = self._input_datum(fn, info.binding, trigger)
@@ -218,9 +221,8 @@ class Worker:
         else:
             if self._executor is None:
                 raise RuntimeError("the worker is not loaded or already closed")
-            loop = asyncio.get_running_loop()
             ctx = contextvars.copy_context()
-            result = await loop.run_in_executor(self._executor, ctx.run, _run_sync, invocation_id, fn.func, args)
+            result = await run_in_thread(self._executor, ctx.run, _run_sync, invocation_id, fn.func, args)
 
         if result is not None and fn.return_type is None:
             raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
@@ -233,12 +235,13 @@ class Worker:
         if fn.return_type is not None:
             ret = bindings.encode(fn.return_type.binding_type, result, pytype=fn.return_type.pytype)
         # Storage outputs are written once the function has succeeded, as the host flushes them.
-        storage_writes = [(raw_by_name[name], datum) for name, datum in outputs.items()
-                          if raw_by_name[name].get("type") in STORAGE_OUTPUTS]
-        if ret is not None and raw_by_name.get("$return", {}).get("type") in STORAGE_OUTPUTS:
-            storage_writes.append((raw_by_name["$return"], ret))
-        for raw, datum in storage_writes:
-            await self._storage().write_output(raw, datum, binding_data)
+        if fn.has_storage_outputs:
+            storage_writes = [(raw_by_name[name], datum) for name, datum in outputs.items()
+                              if raw_by_name[name].get("type") in STORAGE_OUTPUTS]
+            if ret is not None and raw_by_name.get("$return", {}).get("type") in STORAGE_OUTPUTS:
+                storage_writes.append((raw_by_name["$return"], ret))
+            for raw, datum in storage_writes:
+                await self._storage().write_output(raw, datum, binding_data)
         sys.stdout.flush()  # as the worker does, so print() output shows up promptly
         return ret, outputs
 
@@ -261,6 +264,44 @@ class Worker:
 
 class UnsupportedFunctionError(RuntimeError):
     """The function uses a trigger or binding devhost cannot run (listed at start)."""
+
+
+_ids = random.Random()  # seeded from os.urandom once, and again in a forked child
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def new_invocation_id() -> str:
+    """A random (version 4) UUID, as the host gives each invocation.
+
+    Drawn from a seeded generator rather than ``uuid.uuid4``'s ``os.urandom``: an id needs to be unique,
+    not secret, and a system call per invocation also hands the GIL to another thread and back.
+    """
+    bits = _ids.getrandbits(128)
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def run_in_thread(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``loop.run_in_executor`` with one thread-safe call back instead of a concurrent future chained to
+    an asyncio one; cancelling the returned future before the call starts keeps it from running."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def work() -> None:
+        try:
+            outcome: tuple[str, Any] = ("value", fn(*args))
+        except BaseException as exc:  # as the executor's work item does: the caller sees every failure
+            outcome = ("error", exc)
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(settle, done, *outcome)
+            except RuntimeError:
+                pass  # the loop closed meanwhile: nobody waits for this any more
+
+    submitted = executor.submit(work)
+    done.add_done_callback(lambda f: submitted.cancel() if f.cancelled() else None)
+    return done
 
 
 def _run_sync(invocation_id: str, function: Callable[..., Any], args: Mapping[str, Any]) -> Any:

@@ -17,6 +17,7 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import azure.functions as func
 from azure.functions._thirdparty import typing_inspect
 from azure.functions.decorators.core import BindingDirection
 
+from devhost.bindings.support import STORAGE_BINDINGS, STORAGE_OUTPUTS
 from devhost.errors import AppLoadError
 from devhost.worker import bindings
 
@@ -77,6 +79,19 @@ class LoadedFunction:
     @property
     def is_http(self) -> bool:
         return self.http is not None
+
+    # Worked out from the raw bindings once, not on every invocation.
+    @cached_property
+    def raw_by_name(self) -> dict[str, dict[str, Any]]:
+        return {str(raw.get("name")): raw for raw in self.raw_bindings}
+
+    @cached_property
+    def has_storage_bindings(self) -> bool:
+        return any(raw.get("type") in STORAGE_BINDINGS for raw in self.raw_bindings)
+
+    @cached_property
+    def has_storage_outputs(self) -> bool:
+        return any(raw.get("type") in STORAGE_OUTPUTS for raw in self.raw_bindings)
 
 
 class FunctionLoadError(AppLoadError):

@@ -10,7 +10,6 @@ lives as long as the worker, because the Durable SDK caches one aiohttp session 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Coroutine
@@ -38,7 +37,8 @@ class UserCodeLoop:
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the user loop with the caller's context variables; cancelling the caller cancels it."""
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
+        caller = asyncio.get_running_loop()
+        done: asyncio.Future[T] = caller.create_future()
         context = contextvars.copy_context()
         tasks: list[asyncio.Task[T]] = []
 
@@ -48,11 +48,11 @@ class UserCodeLoop:
                 return
             task = self._loop.create_task(coro, context=context)
             tasks.append(task)
-            task.add_done_callback(lambda t: _settle(t, done))
+            task.add_done_callback(lambda t: _report(t, caller, done))
 
         self._loop.call_soon_threadsafe(begin)
         try:
-            return await asyncio.wrap_future(done)
+            return await done
         except asyncio.CancelledError:
             done.cancel()
             if tasks:
@@ -74,13 +74,32 @@ class UserCodeLoop:
         await asyncio.to_thread(self._thread.join, 5.0)
 
 
-def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
-    try:
-        if task.cancelled():
-            done.cancel()
-        elif task.exception() is not None:
-            done.set_exception(task.exception())
-        else:
-            done.set_result(task.result())
-    except concurrent.futures.InvalidStateError:
-        pass  # the caller gave up (cancelled) first
+def _report(task: asyncio.Task[T], caller: asyncio.AbstractEventLoop, done: asyncio.Future[T]) -> None:
+    """On the user loop: hand the task's outcome straight to the caller's future on the caller's loop.
+
+    One thread-safe call per invocation, without a concurrent.futures.Future (its lock and condition)
+    and the extra callback chain ``asyncio.wrap_future`` adds between the two loops.
+    """
+    if task.cancelled():
+        outcome: tuple[str, Any] = ("cancel", None)
+    elif task.exception() is not None:
+        outcome = ("error", task.exception())
+    else:
+        outcome = ("value", task.result())
+    if not caller.is_closed():
+        try:
+            caller.call_soon_threadsafe(settle, done, *outcome)
+        except RuntimeError:
+            pass  # the caller's loop closed meanwhile: nobody waits for this any more
+
+
+def settle(done: asyncio.Future[Any], kind: str, value: Any) -> None:
+    """On the caller's loop: complete ``done`` unless the caller gave up (cancelled) first."""
+    if done.done():
+        return
+    if kind == "value":
+        done.set_result(value)
+    elif kind == "error":
+        done.set_exception(value)
+    else:
+        done.cancel()

@@ -18,9 +18,10 @@ For each kind: the latency p50 (each call timed on its own), this process's CPU 
 waiting invisible in another queue (W4 leaves one timer message per waiting instance) and K more rows in
 the tables, to show what grows with what Azurite holds.
 
-``--variant`` adds an Azurite started with other environment settings, measured interleaved with the
-default one kind by kind (so machine load hits both alike): ``--variant untuned:DEVHOST_AZURITE_TUNING=0``
-compares against Azurite without devhost's fixes (``devhost/azurite_tuning.py``).
+``--variant`` adds an Azurite and a hub started with other environment settings, measured interleaved
+with the default ones kind by kind (so machine load hits both alike): ``untuned:DEVHOST_AZURITE_TUNING=0``
+compares with Azurite without devhost's fixes (``devhost/azurite_tuning.py``),
+``aiohttp:DEVHOST_STORAGE_CLIENT=aiohttp`` with the hub's calls on aiohttp instead of its own client.
 
 Sequential on purpose: it isolates each side's cost per call. The figures are for comparing forms of a
 call or ways of starting Azurite on this machine, not absolute truths.
@@ -30,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -269,17 +271,23 @@ class Variant:
     bench: Bench | None = None
 
 
-def start_variant(variant: Variant) -> None:
-    saved = {key: os.environ.get(key) for key in variant.env}
-    os.environ.update(variant.env)
+@contextlib.contextmanager
+def environment(settings: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
     try:
-        variant.azurite = start_azurite()
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def start_variant(variant: Variant) -> None:
+    with environment(variant.env):
+        variant.azurite = start_azurite()
 
 
 Results = dict[str, dict[str, dict[str, dict[str, float]]]]  # condition -> kind -> variant -> figures
@@ -292,7 +300,9 @@ async def run(variants: list[Variant], calls: int, repeats: int, backlog: int, r
     try:
         for variant in variants:
             assert variant.azurite is not None
-            variant.hub = AzureStorageTaskHub(variant.azurite.connection_string, f"cost{uuid.uuid4().hex[:8]}", 2)
+            with environment(variant.env):  # settings the hub reads (DEVHOST_STORAGE_CLIENT) apply too
+                variant.hub = AzureStorageTaskHub(variant.azurite.connection_string, f"cost{uuid.uuid4().hex[:8]}",
+                                                  2)
             await variant.hub.create_if_not_exists()
             variant.bench = Bench(variant.hub, variant.azurite.process.pid, calls)
         conditions = [("empty", 0, 0)]

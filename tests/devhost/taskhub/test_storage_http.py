@@ -234,7 +234,8 @@ def test_sdk_fallback_path_still_works(storage_connection: str) -> None:
 
 
 def test_lean_path_is_used_and_closed(storage_connection: str) -> None:
-    """A keyed hub sends its hot calls on its own session and closes it with the hub."""
+    """A keyed hub sends its hot calls on its own keep-alive connections (plain http: the small client,
+    one connection for calls made one after another) and closes them with the hub."""
 
     async def scenario() -> None:
         hub = AzureStorageTaskHub(storage_connection, new_hub_name(), 1)
@@ -245,11 +246,12 @@ def test_lean_path_is_used_and_closed(storage_connection: str) -> None:
             await hub.update_instance("i1", InstanceUpdate(runtime_status=OrchestrationStatus.Running))
             row = await hub.get_instance("i1")
             assert row is not None
-            assert http._session is not None and not http._session.closed
-            session = http._session
+            connections = set(http._plain._connections)
+            assert len(connections) == 1 and not next(iter(connections)).closed
+            assert http._session is None  # aiohttp only for https endpoints
         finally:
             await hub.delete_if_exists()
             await hub.close()
-        assert session.closed
+        assert all(c.closed for c in connections) and not http._plain._connections
 
     run(scenario())

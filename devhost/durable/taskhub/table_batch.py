@@ -101,8 +101,10 @@ def entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> s
 
 def build_batch(base_url: str, table: str, operations: Sequence[BatchOperation]) -> tuple[str, bytes]:
     """``(content type, body)`` of one ``$batch`` request holding a single changeset."""
-    batch_boundary = f"batch_{uuid.uuid4()}"
-    changeset = f"changeset_{uuid.uuid4()}"
+    # One random token serves both boundaries: the prefixes keep them apart, as the SDK's two UUIDs do.
+    token = uuid.uuid4()
+    batch_boundary = f"batch_{token}"
+    changeset = f"changeset_{token}"
     parts: list[str] = [f"--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
     for index, op in enumerate(operations):
         method = _METHODS[op.verb]

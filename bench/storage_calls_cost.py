@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bench.launcher import cpu_seconds, start_azurite, stop_azurite
+from bench.launcher import cpu_seconds, memory_kib, start_azurite, stop_azurite
 from devhost.azurite import AzuriteProcess
 from devhost.durable.history import EventType, OrchestrationStatus, format_timestamp, utcnow
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
@@ -235,6 +235,9 @@ class Bench:
             rows[:] = [_row(i) for i in ids]
 
         async def new_updates() -> None:
+            if len(ids) < self.calls + 1:  # the upsert kind was left out: write the rows to merge into
+                await new_rows()
+                await asyncio.gather(*(hub.write_instance(row, replace=True) for row in rows))
             updates[:] = [_update() for _ in range(self.calls + 1)]
 
         async def upsert(i: int) -> None:
@@ -253,7 +256,7 @@ class Bench:
             "table batch (10 rows + sentinel)": (events(10), checkpoint),
             "table upsert (replace)": (new_rows, upsert),
             "table merge": (new_updates, merge),
-            "table point read": (nothing, point_read),
+            "table point read": (new_updates, point_read),
         }
 
     async def load(self, backlog: int, rows: int) -> None:
@@ -340,6 +343,10 @@ async def run(variants: list[Variant], calls: int, repeats: int, backlog: int, r
                         await variant.bench.measure(prepare, call, figures[kind][variant.name])
             results[label] = {kind: {name: f.best() for name, f in by.items()} for kind, by in figures.items()}
             _print(label, results[label], [v.name for v in variants])
+            for variant in variants:
+                assert variant.azurite is not None
+                memory = memory_kib(variant.azurite.process.pid)
+                print(f"Azurite {variant.name}: RSS {memory['VmRSS'] // 1024} MiB, peak {memory['VmHWM'] // 1024} MiB")
     finally:
         for variant in variants:
             if variant.hub is not None:

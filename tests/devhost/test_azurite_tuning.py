@@ -151,6 +151,24 @@ async def queue_calls(queues: list[QueueEndpoint], rng: random.Random, out: Tran
     for queue in queues:  # whatever is visible now, in order
         items = await rest.get_messages(queue, 32, HOUR)
         out.add("final", queue.url[-12:], [(i.text, i.dequeue_count) for i in items])
+    # Messages that expire: gone from receives (and from deletes) once their time-to-live has passed.
+    queue = queues[0]
+    expiring: list[rest.QueueItem] = []
+    for n in range(4):
+        body = f"<QueueMessage><MessageText>x{n}</MessageText></QueueMessage>".encode()
+        reply = await queue.transport.send("POST", f"{queue.url}/messages?messagettl=1", {}, body, table=False)
+        out.add("put expiring", reply.status)
+    await rest.put_message(queue, "stays", 0)
+    expiring = await rest.get_messages(queue, 2, 1)
+    out.add("got expiring", sorted(i.text for i in expiring))
+    await asyncio.sleep(1.5)
+    out.add("after expiry", sorted(i.text for i in await rest.get_messages(queue, 32, HOUR)))
+    for item in expiring:
+        try:
+            await rest.delete_message(queue, item.message_id, item.pop_receipt)
+            out.add("deleted expired", "accepted")
+        except rest.StorageCallError as exc:
+            out.add("deleted expired", exc.status, exc.code)
 
 
 def _entity(row: rest.Row | None) -> Any:

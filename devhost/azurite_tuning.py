@@ -123,10 +123,12 @@ function tuneExpiry(Store, Loki) {
     const expired = [];
     for (let i = 0; i < data.length; i++) {
       const doc = data[i];
-      if (doc.queueName === queue && !lt(doc.accountName, account) && !gt(doc.accountName, account) &&
-          lte(doc.expirationTime, queryTime)) {
-        expired.push(doc);
-      }
+      if (doc.queueName !== queue) continue;
+      const name = doc.accountName;
+      if (name !== account && (lt(name, account) || gt(name, account))) continue;
+      const expires = doc.expirationTime;
+      // A Date compares as its time in $lte (an invalid one as NaN: never); anything else goes to $lte.
+      if (expires instanceof Date ? expires.getTime() <= queryTime : lte(expires, queryTime)) expired.push(doc);
     }
     if (expired.length > 0) coll.remove(expired);
   };

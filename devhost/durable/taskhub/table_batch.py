@@ -11,6 +11,7 @@ the hub's lean session for Shared Key accounts, else through the table client's 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -61,6 +62,9 @@ def entity_json(entity: Mapping[str, Any]) -> str:
     """An entity as the Table service's JSON (``@odata.type`` only where JSON's own type is not enough)."""
     body: dict[str, Any] = {}
     for key, value in entity.items():
+        if type(value) is str:  # most columns: JSON's own type, no annotation
+            body[key] = value
+            continue
         if value is None:
             continue
         if isinstance(value, tuple):
@@ -89,8 +93,11 @@ def entity_json(entity: Mapping[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=4096)
 def _key_segment(value: str) -> str:
     # OData doubles quotes inside literals; the URL then percent-encodes everything but unreserved chars.
+    # Cached: the same keys come back in every call of an instance (its PartitionKey, the RowKeys
+    # 0000000000000000.., "sentinel", "").
     return quote(value.replace("'", "''"), safe="")
 
 

@@ -325,7 +325,8 @@ def _time_out(connection: _Connection) -> None:
 
 
 def _encode(method: str, host: str, port: int, target: str, headers: Mapping[str, str], body: bytes) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}" if port == 80 else f"Host: {host}:{port}"]
+    name = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets in Host
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {name}" if port == 80 else f"Host: {name}:{port}"]
     lines.extend(f"{name}: {value}" for name, value in headers.items())
     if not body and method in _BODY_METHODS and "content-length" not in headers and "Content-Length" not in headers:
         lines.append("Content-Length: 0")

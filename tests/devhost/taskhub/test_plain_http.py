@@ -92,6 +92,13 @@ def test_request_bytes_are_the_callers() -> None:
     run(scenario())
 
 
+def test_host_header() -> None:
+    from devhost.durable.taskhub.plain_http import _encode
+
+    assert _encode("GET", "127.0.0.1", 80, "/", {}, b"").startswith(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    assert b"\r\nHost: [::1]:10001\r\n" in _encode("GET", "::1", 10001, "/", {}, b"")
+
+
 def test_line_breaks_in_headers_are_refused() -> None:
     async def scenario() -> None:
         async with scripted(ok()) as server:

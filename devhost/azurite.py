@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devhost import azurite_tuning
 from devhost.errors import AzuriteError
 
 log = logging.getLogger("devhost.azurite")
@@ -67,6 +68,7 @@ class AzuriteProcess:
     location: Path
     log_path: Path
     args: list[str] = field(default_factory=list)  # the command line, for a restart
+    env: dict[str, str] | None = None  # its environment (the tuning preload), for a restart
 
     @property
     def connection_string(self) -> str:
@@ -84,15 +86,15 @@ class AzuriteProcess:
     def restart(self, timeout: float = 30.0) -> None:
         """Start Azurite again with the same folder and ports (after it exited) and wait until it answers."""
         self.stop()
-        self.process = _launch(self.args, self.log_path)
+        self.process = _launch(self.args, self.log_path, self.env)
         _wait_until_listening(self, timeout)
 
 
-def _launch(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def _launch(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log_file = open(log_path, "ab")  # owned by the child for its lifetime
     try:
         return subprocess.Popen(
-            args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            args, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # Ctrl-C in a terminal reaches devhost, which then stops Azurite itself
         )
     finally:
@@ -125,7 +127,9 @@ def start_azurite(
     """Start Azurite with on-disk persistence in ``location`` and wait until all three services answer.
 
     Disk mode on purpose: in-memory Azurite freezes for seconds while it cleans up deleted queue
-    messages, which stalls every queue and table call behind it.
+    messages, which stalls every queue and table call behind it. It runs with devhost's fixes for two
+    costs that grow with the messages and rows it holds (``azurite_tuning``; off with
+    ``DEVHOST_AZURITE_TUNING=0``).
     """
     binary = find_azurite(search_from or Path.cwd())
     location.mkdir(parents=True, exist_ok=True)
@@ -141,7 +145,8 @@ def start_azurite(
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
     ]
-    started = AzuriteProcess(_launch(args, log_path), ports, location, log_path, args)
+    env = azurite_tuning.environment(location)
+    started = AzuriteProcess(_launch(args, log_path, env), ports, location, log_path, args, env)
     _wait_until_listening(started, timeout)
     return started
 

@@ -4,7 +4,8 @@ The benchmark reports how many Azurite calls one flow costs and which kinds they
 variable set, every request on a hub's hot-call transport is counted by kind (``queue put``,
 ``table batch``, an empty ``queue get`` apart from one that returned messages, ...), the counts are
 snapshot when the host reports Running (``mark_started``), and both are written to that file as JSON
-when the process exits. Unset, ``wrap`` returns the transport itself: no cost on the hot path.
+when the process exits, with the summed latency of each kind (``latency_us_total``, start-up
+included). Unset, ``wrap`` returns the transport itself: no cost on the hot path.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +24,9 @@ from devhost.durable.taskhub.storage_http import Reply, Transport
 ENV_VAR = "DEVHOST_STORAGE_CALLS_FILE"
 
 counts: Counter[str] = Counter()
+# Wall time from sending to the whole reply, summed per kind (microseconds): what each kind of call
+# adds to the path that waits for it, event loop delays on both sides included.
+latency_us: Counter[str] = Counter()
 _startup: dict[str, int] | None = None
 _registered = False
 
@@ -55,8 +60,11 @@ class CountingTransport:
 
     async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *,
                    table: bool) -> Reply:
+        began = time.perf_counter()
         reply = await self.inner.send(method, url, headers, body, table=table)
-        counts[call_kind(method, url, table, reply)] += 1
+        kind = call_kind(method, url, table, reply)
+        counts[kind] += 1
+        latency_us[kind] += round((time.perf_counter() - began) * 1e6)
         return reply
 
     def __getattr__(self, name: str) -> Any:
@@ -88,4 +96,5 @@ def mark_started() -> None:
 def _write() -> None:
     target = os.environ.get(ENV_VAR)
     if target:
-        Path(target).write_text(json.dumps({"startup": _startup or {}, "total": dict(counts)}, indent=1))
+        Path(target).write_text(json.dumps({"startup": _startup or {}, "total": dict(counts),
+                                            "latency_us_total": dict(latency_us)}, indent=1))

@@ -11,6 +11,7 @@ the hub's lean session for Shared Key accounts, else through the table client's 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -61,6 +62,9 @@ def entity_json(entity: Mapping[str, Any]) -> str:
     """An entity as the Table service's JSON (``@odata.type`` only where JSON's own type is not enough)."""
     body: dict[str, Any] = {}
     for key, value in entity.items():
+        if type(value) is str:  # most columns: JSON's own type, no annotation
+            body[key] = value
+            continue
         if value is None:
             continue
         if isinstance(value, tuple):
@@ -89,8 +93,11 @@ def entity_json(entity: Mapping[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=4096)
 def _key_segment(value: str) -> str:
     # OData doubles quotes inside literals; the URL then percent-encodes everything but unreserved chars.
+    # Cached: the same keys come back in every call of an instance (its PartitionKey, the RowKeys
+    # 0000000000000000.., "sentinel", "").
     return quote(value.replace("'", "''"), safe="")
 
 
@@ -101,8 +108,10 @@ def entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> s
 
 def build_batch(base_url: str, table: str, operations: Sequence[BatchOperation]) -> tuple[str, bytes]:
     """``(content type, body)`` of one ``$batch`` request holding a single changeset."""
-    batch_boundary = f"batch_{uuid.uuid4()}"
-    changeset = f"changeset_{uuid.uuid4()}"
+    # One random token serves both boundaries: the prefixes keep them apart, as the SDK's two UUIDs do.
+    token = uuid.uuid4()
+    batch_boundary = f"batch_{token}"
+    changeset = f"changeset_{token}"
     parts: list[str] = [f"--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]
     for index, op in enumerate(operations):
         method = _METHODS[op.verb]

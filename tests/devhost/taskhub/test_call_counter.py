@@ -60,6 +60,7 @@ def test_counts_since_start_up_are_written_at_exit(monkeypatch: pytest.MonkeyPat
     target = tmp_path / "calls.json"
     monkeypatch.setenv(call_counter.ENV_VAR, str(target))
     monkeypatch.setattr(call_counter, "counts", type(call_counter.counts)())
+    monkeypatch.setattr(call_counter, "latency_us", type(call_counter.latency_us)())
     monkeypatch.setattr(call_counter, "_registered", True)  # no atexit hook from a test
     transport = call_counter.wrap(FakeTransport())
 
@@ -71,5 +72,7 @@ def test_counts_since_start_up_are_written_at_exit(monkeypatch: pytest.MonkeyPat
 
     asyncio.run(calls())
     call_counter._write()
-    assert json.loads(target.read_text()) == {
-        "startup": {"table batch": 1}, "total": {"table batch": 2, "queue delete (control)": 1}}
+    written = json.loads(target.read_text())
+    latency = written.pop("latency_us_total")
+    assert written == {"startup": {"table batch": 1}, "total": {"table batch": 2, "queue delete (control)": 1}}
+    assert set(latency) == {"table batch", "queue delete (control)"} and all(v >= 0 for v in latency.values())

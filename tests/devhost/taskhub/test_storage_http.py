@@ -234,7 +234,8 @@ def test_sdk_fallback_path_still_works(storage_connection: str) -> None:
 
 
 def test_lean_path_is_used_and_closed(storage_connection: str) -> None:
-    """A keyed hub sends its hot calls on its own session and closes it with the hub."""
+    """A keyed hub sends its hot calls on its own keep-alive connections (plain http: the small client,
+    one connection for calls made one after another) and closes them with the hub."""
 
     async def scenario() -> None:
         hub = AzureStorageTaskHub(storage_connection, new_hub_name(), 1)
@@ -245,11 +246,44 @@ def test_lean_path_is_used_and_closed(storage_connection: str) -> None:
             await hub.update_instance("i1", InstanceUpdate(runtime_status=OrchestrationStatus.Running))
             row = await hub.get_instance("i1")
             assert row is not None
-            assert http._session is not None and not http._session.closed
-            session = http._session
+            connections = set(http._plain._connections)
+            assert len(connections) == 1 and not next(iter(connections)).closed
+            assert http._session is None  # aiohttp only for https endpoints
         finally:
             await hub.delete_if_exists()
             await hub.close()
-        assert session.closed
+        assert all(c.closed for c in connections) and not http._plain._connections
 
     run(scenario())
+
+
+def test_queue_replies_read_as_an_xml_parser_reads_them() -> None:
+    """The regex reader of queue replies gives ElementTree's fields, or hands the reply to ElementTree."""
+    import random
+    from xml.sax.saxutils import escape
+
+    def both(document: str) -> list[dict[str, str]]:
+        content = document.encode("utf-8")
+        fields = rest.queue_messages(content)
+        assert fields == rest._fields_by_elementtree(content)
+        return fields
+
+    head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    full = (f"{head}<QueueMessagesList><QueueMessage><MessageId>a-1</MessageId>"
+            "<InsertionTime>Wed, 02 Dec 2026 02:04:02 GMT</InsertionTime><PopReceipt>AgA+/w==</PopReceipt>"
+            "<DequeueCount>2</DequeueCount><MessageText>{&quot;a&quot;:&lt;1&gt; &amp; &apos;é&apos;}</MessageText>"
+            "</QueueMessage><QueueMessage><MessageId>b</MessageId><MessageText></MessageText></QueueMessage>"
+            "</QueueMessagesList>")
+    assert both(full)[0]["MessageText"] == "{\"a\":<1> & 'é'}"
+    assert both(f"{head}<QueueMessagesList />") == []
+    # Character references and CRs (which XML reads as LF) go to the parser.
+    assert both("<QueueMessagesList><QueueMessage><MessageText>a&#xD;b\r\nc</MessageText></QueueMessage>"
+                "</QueueMessagesList>")[0]["MessageText"] == "a\rb\nc"
+    both("<QueueMessagesList>\n <QueueMessage>\n  <MessageId>a</MessageId>\n </QueueMessage>\n</QueueMessagesList>")
+    rng = random.Random(3)
+    alphabet = "ab<>&\"' \té{}[]:,\\/\n\x7f€𝄞"
+    for i in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(30)))
+        [fields] = both(f"{head}<QueueMessagesList><QueueMessage><MessageId>m{i}</MessageId>"
+                        f"<MessageText>{escape(text)}</MessageText></QueueMessage></QueueMessagesList>")
+        assert fields["MessageText"] == text

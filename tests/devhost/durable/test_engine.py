@@ -492,3 +492,18 @@ def test_an_event_its_instance_cannot_take_yet_is_queued_before_the_answer() -> 
             assert hub.queued_events == 1
             assert "EventRaised" not in kinds((await hub.load_history(instance)).events)
     run(scenario())
+
+
+def test_an_event_for_a_busy_instance_is_queued_to_gather_for_its_next_episode() -> None:
+    """While an episode of the instance runs, a raised event is answered once its queue holds it."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Cy", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            await asyncio.gather(h.client.raise_event(row, "Go", json.dumps("first")),
+                                 h.client.raise_event(row, "Go", json.dumps("second")))
+            assert hub.queued_events == 1
+            done = await h.wait(instance)
+            assert json.loads(done.output)["go"] == "first"
+    run(scenario())

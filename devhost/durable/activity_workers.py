@@ -29,6 +29,7 @@ from devhost.durable.http_activity import HttpActivityError, run_http_activity
 from devhost.durable.replay import FunctionCatalog, compact_json
 from devhost.durable.settlement import InMemoryReply, Settler
 from devhost.durable.taskhub.base import ReceivedMessage, TaskHub
+from devhost.durable.taskhub.codec import next_sequence_number
 from devhost.errors import FunctionInvocationError
 
 log = logging.getLogger("devhost.durable")
@@ -153,9 +154,10 @@ class ActivityWorkers:
         return ReceivedMessage(
             queue=self.hub.control_queue_name(work_item.instance_id),
             message_id=f"local:{work_item.message_id}:{work_item.dequeue_count}", receipt="",
-            dequeue_count=0, inserted_on=utcnow(), event=result, instance_id=work_item.instance_id,
-            execution_id=work_item.execution_id,
-            in_memory=InMemoryReply(work_item, renewal, self.settler.queue),
+            # Whole seconds and the envelopes' sequence counter, as a queued reply would carry.
+            dequeue_count=0, inserted_on=utcnow().replace(microsecond=0), event=result,
+            instance_id=work_item.instance_id, execution_id=work_item.execution_id,
+            sequence_number=next_sequence_number(), in_memory=InMemoryReply(work_item, renewal, self.settler.queue),
         )
 
     async def _execute_in_slot(self, scheduled: Event) -> Event:

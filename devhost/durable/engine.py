@@ -27,6 +27,7 @@ from devhost.durable.poison import PoisonHandler, is_poison
 from devhost.durable.replay import FunctionCatalog
 from devhost.durable.settlement import InMemoryClientEvent, Settler, until_stored
 from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
+from devhost.durable.taskhub.codec import next_sequence_number
 from devhost.errors import CheckpointConflict
 
 if TYPE_CHECKING:
@@ -164,8 +165,11 @@ class Engine:
         event = InMemoryClientEvent(self.hub, message)
         self._enqueue(ReceivedMessage(
             queue=self.hub.control_queue_name(message.instance_id), message_id=f"local:{uuid.uuid4()}",
-            receipt="", dequeue_count=0, inserted_on=utcnow(), event=message.event,
-            instance_id=message.instance_id, execution_id=message.execution_id, in_memory=event,
+            # Whole seconds and the envelopes' sequence counter, as a queued copy would carry: messages of
+            # one batch are taken in that order, whichever way they came.
+            receipt="", dequeue_count=0, inserted_on=utcnow().replace(microsecond=0), event=message.event,
+            instance_id=message.instance_id, execution_id=message.execution_id,
+            sequence_number=next_sequence_number(), in_memory=event,
         ))
         await event.until_stored(CLIENT_EVENT_PATIENCE)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import tempfile
@@ -35,16 +34,8 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 def one(azurite: launcher.AzuriteProcess, workdir: Path, env: dict[str, str], flows: int,
         concurrency: int, poll_s: float) -> tuple[float, float, float]:
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with launcher.environment(env):
         host = launcher.start_devhost(azurite.connection_string, workdir, tag="ab")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     try:
         cpu0 = (launcher.cpu_seconds(host.pid), launcher.cpu_seconds(azurite.process.pid))
         result = asyncio.run(workloads.w1_reserve_ticket(host.base_url, flows, concurrency, poll_s, 600.0))

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,21 @@ from devhost.azurite import AzuriteProcess, free_port, start_temporary_azurite
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_APP = Path(__file__).resolve().parent / "app"
+
+
+@contextlib.contextmanager
+def environment(settings: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``settings`` applied for the block (children started in it inherit them)."""
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def start_azurite() -> AzuriteProcess:

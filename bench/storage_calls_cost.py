@@ -31,18 +31,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bench.launcher import cpu_seconds, memory_kib, start_azurite, stop_azurite
+from bench.launcher import cpu_seconds, environment, memory_kib, start_azurite, stop_azurite
 from devhost.azurite import AzuriteProcess
 from devhost.durable.history import EventType, OrchestrationStatus, format_timestamp, utcnow
 from devhost.durable.taskhub.azure_storage import AzureStorageTaskHub
@@ -287,20 +285,6 @@ class Variant:
     azurite: AzuriteProcess | None = None
     hub: AzureStorageTaskHub | None = None
     bench: Bench | None = None
-
-
-@contextlib.contextmanager
-def environment(settings: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def start_variant(variant: Variant) -> None:

@@ -24,12 +24,11 @@ import aiohttp
 from devhost.config import DurableSettings
 from devhost.durable.durable_http import HTTP_ACTIVITY
 from devhost.durable.failure_details import activity_failure_details, http_failure_details
-from devhost.durable.history import Event, EventType, new_event, utcnow
+from devhost.durable.history import Event, EventType, new_event
 from devhost.durable.http_activity import HttpActivityError, run_http_activity
 from devhost.durable.replay import FunctionCatalog, compact_json
-from devhost.durable.settlement import InMemoryReply, Settler
+from devhost.durable.settlement import InMemoryReply, Settler, in_memory_message
 from devhost.durable.taskhub.base import ReceivedMessage, TaskHub
-from devhost.durable.taskhub.codec import next_sequence_number
 from devhost.errors import FunctionInvocationError
 
 log = logging.getLogger("devhost.durable")
@@ -151,13 +150,10 @@ class ActivityWorkers:
     def _reply_in_memory(self, work_item: ReceivedMessage, result: Event,
                          renewal: asyncio.Future[None]) -> ReceivedMessage:
         """The activity's result as a message for its orchestration that no queue holds."""
-        return ReceivedMessage(
-            queue=self.hub.control_queue_name(work_item.instance_id),
-            message_id=f"local:{work_item.message_id}:{work_item.dequeue_count}", receipt="",
-            # Whole seconds and the envelopes' sequence counter, as a queued reply would carry.
-            dequeue_count=0, inserted_on=utcnow().replace(microsecond=0), event=result,
-            instance_id=work_item.instance_id, execution_id=work_item.execution_id,
-            sequence_number=next_sequence_number(), in_memory=InMemoryReply(work_item, renewal, self.settler.queue),
+        return in_memory_message(
+            self.hub.control_queue_name(work_item.instance_id),
+            f"local:{work_item.message_id}:{work_item.dequeue_count}", result, work_item.instance_id,
+            work_item.execution_id, InMemoryReply(work_item, renewal, self.settler.queue),
         )
 
     async def _execute_in_slot(self, scheduled: Event) -> Event:

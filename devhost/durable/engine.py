@@ -25,9 +25,8 @@ from devhost.durable.history import utcnow
 from devhost.durable.orchestration import EpisodeRunner
 from devhost.durable.poison import PoisonHandler, is_poison
 from devhost.durable.replay import FunctionCatalog
-from devhost.durable.settlement import InMemoryClientEvent, Settler, until_stored
+from devhost.durable.settlement import InMemoryClientEvent, Settler, in_memory_message, until_stored
 from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
-from devhost.durable.taskhub.codec import next_sequence_number
 from devhost.errors import CheckpointConflict
 
 if TYPE_CHECKING:
@@ -65,16 +64,15 @@ class Engine:
         self.worker = worker
         self.settings = settings
         self.settler = Settler(hub)
+        self.activities = ActivityWorkers(hub, worker, self.catalog, settings, self.settler,
+                                          receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
         self.runner = EpisodeRunner(
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
             keep_history=settings.extended_sessions, send=self.send, finished=self.finished,
+            ahead=self.activities, ahead_window=settings.run_ahead_window,
+            ahead_limit=settings.max_concurrent_activities,
         )
         self.entities = EntityRunner(hub, worker, self.settler, self.send)  # batches for @name@key instances
-        self.activities = ActivityWorkers(hub, worker, self.catalog, settings, self.settler,
-                                          receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
-        self.runner.ahead = self.activities
-        self.runner.ahead_window = settings.run_ahead_window
-        self.runner.ahead_limit = settings.max_concurrent_activities
         self.inboxes: dict[str, InstanceInbox] = {}
         self.buffered = 0
         self.drained = asyncio.Event()
@@ -163,13 +161,9 @@ class Engine:
             await self.send([message])
             return
         event = InMemoryClientEvent(self.hub, message)
-        self._enqueue(ReceivedMessage(
-            queue=self.hub.control_queue_name(message.instance_id), message_id=f"local:{uuid.uuid4()}",
-            # Whole seconds and the envelopes' sequence counter, as a queued copy would carry: messages of
-            # one batch are taken in that order, whichever way they came.
-            receipt="", dequeue_count=0, inserted_on=utcnow().replace(microsecond=0), event=message.event,
-            instance_id=message.instance_id, execution_id=message.execution_id,
-            sequence_number=next_sequence_number(), in_memory=event,
+        self._enqueue(in_memory_message(
+            self.hub.control_queue_name(message.instance_id), f"local:{uuid.uuid4()}", message.event,
+            message.instance_id, message.execution_id, event,
         ))
         await event.until_stored(CLIENT_EVENT_PATIENCE)
 

@@ -127,7 +127,8 @@ class EpisodeRunner:
     def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
                  *, store_inputs: bool = False, keep_history: bool = True,
                  send: Callable[[Sequence[OutboundMessage]], Awaitable[None]] | None = None,
-                 finished: Callable[[str], None] = lambda _: None) -> None:
+                 finished: Callable[[str], None] = lambda _: None,
+                 ahead: ActivitiesAhead | None = None, ahead_window: float = 0.0, ahead_limit: int = 0) -> None:
         self.hub = hub
         self.worker = worker
         self.catalog = catalog
@@ -142,11 +143,11 @@ class EpisodeRunner:
         # ones beyond the cap are read from storage again when they next get a message.
         self.cache: OrderedDict[str, CachedHistory] = OrderedDict()
         self.cache_capacity = HISTORY_CACHE_CAPACITY
-        # Set by the engine: activities run ahead of the checkpoint, for at most ``ahead_window`` seconds,
-        # with at most ``ahead_limit`` of them at once.
-        self.ahead: ActivitiesAhead | None = None
-        self.ahead_window = 0.0
-        self.ahead_limit = 0
+        # Activities run ahead of the checkpoint, waited for at most ``ahead_window`` seconds per episode,
+        # at most ``ahead_limit`` of them at once (none without ``ahead``).
+        self.ahead = ahead
+        self.ahead_window = ahead_window
+        self.ahead_limit = ahead_limit
 
     def expect_row(self, instance_id: str) -> asyncio.Future[None]:
         """A client is writing this instance's row: its first checkpoint must not merge before that."""

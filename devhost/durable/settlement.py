@@ -22,8 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from devhost.durable.history import utcnow
-from devhost.durable.taskhub.base import OutboundMessage, ReceivedMessage, TaskHub
+from devhost.durable.history import Event, utcnow
+from devhost.durable.taskhub.base import InMemorySettlement, OutboundMessage, ReceivedMessage, TaskHub
+from devhost.durable.taskhub.codec import next_sequence_number
 
 log = logging.getLogger("devhost.durable")
 
@@ -133,6 +134,17 @@ class InMemoryClientEvent:
         except TimeoutError:
             await self.write()
             await self.stored
+
+
+def in_memory_message(queue: str, message_id: str, event: Event, instance_id: str, execution_id: str | None,
+                      settlement: InMemorySettlement) -> ReceivedMessage:
+    """A message handed to its consumer with no queue copy. It carries whole-second insertion time and the
+    envelopes' sequence counter, as a queued copy would, so a batch mixing both keeps creation order."""
+    return ReceivedMessage(
+        queue=queue, message_id=message_id, receipt="", dequeue_count=0,
+        inserted_on=utcnow().replace(microsecond=0), event=event, instance_id=instance_id,
+        execution_id=execution_id, sequence_number=next_sequence_number(), in_memory=settlement,
+    )
 
 
 class Settler:

@@ -151,13 +151,15 @@ class Engine:
         await until_stored(self.post(messages))
 
     async def send_client_event(self, message: OutboundMessage) -> None:
-        """Hand a client's event to its idle instance here and return once storage holds it: in the history
+        """Hand a client's event to its instance here and return once storage holds it: in the history
         checkpoint that consumes it, or in its control queue when it cannot be consumed yet. The queue
         copy (a put and a delete) is then never needed on the usual path."""
         inbox = self.inboxes.get(message.instance_id)
-        if inbox is not None and inbox.running:
-            # The instance is busy: answer once the queue holds the event, so that events raised meanwhile
-            # gather for its next episode instead of each waiting for a checkpoint of its own.
+        if inbox is not None and inbox.pending:
+            # Messages already wait for the instance's next episode: answer once the queue holds the event,
+            # so that events raised meanwhile gather for that episode instead of each waiting for a
+            # checkpoint of its own. With nothing waiting, the event goes in memory even while an episode
+            # runs: the next episode is the event's alone, as it would be from the queue.
             await self.send([message])
             return
         event = InMemoryClientEvent(self.hub, message)

@@ -28,7 +28,7 @@ from devhost.bindings.expressions import json_properties
 from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
 from devhost.errors import FunctionInvocationError, FunctionNotFoundError
-from devhost.worker import bindings
+from devhost.worker import bindings, sdk_speedups
 from devhost.worker.context import Context, Out, invocation_local
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.loader import LoadedFunction, import_app, index_app, load_function
@@ -87,6 +87,7 @@ class Worker:
         """Import the app and index it; raises AppLoadError with the worker's wording."""
         app = import_app(self.config.app_dir, self.config.script_file)
         loaded = [load_function(f) for f in index_app(app)]
+        sdk_speedups.install()
         self.functions = {f.name: f for f in loaded}
         self.http_functions = [f for f in loaded if f.is_http]
         self.orchestrators = _by_durable_name(loaded, "orchestrationTrigger")

@@ -507,3 +507,23 @@ def test_an_event_for_a_busy_instance_is_queued_to_gather_for_its_next_episode()
             done = await h.wait(instance)
             assert json.loads(done.output)["go"] == "first"
     run(scenario())
+
+
+def test_an_event_raised_during_an_episode_with_nothing_waiting_skips_the_queue() -> None:
+    """An event raised while an episode runs, with no message waiting behind it, goes to the next episode in memory."""
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Di", "timeout": 60})
+            deadline = asyncio.get_running_loop().time() + 5
+            while not ((inbox := h.engine.inboxes.get(instance)) and inbox.running and not inbox.pending):
+                assert asyncio.get_running_loop().time() < deadline, "the first episode never ran"
+                await asyncio.sleep(0)
+            row = await hub.get_instance(instance)
+            assert row is not None
+            await h.client.raise_event(row, "Go", json.dumps("during"))
+            assert "EventRaised" in kinds((await hub.load_history(instance)).events)
+            assert hub.queued_events == 0
+            done = await h.wait(instance)
+            assert json.loads(done.output)["go"] == "during"
+    run(scenario())

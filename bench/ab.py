@@ -28,6 +28,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "uvloop": {"DEVHOST_LOOPBACK": "tcp", "DEVHOST_RUN_AHEAD_MS": "0"},
     "in-process": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_RUN_AHEAD_MS": "0"},
     "no-run-ahead": {"DEVHOST_RUN_AHEAD_MS": "0"},
+    "sdk-as-is": {"DEVHOST_SDK_SPEEDUPS": "0"},
     "default": {},
 }
 

@@ -34,10 +34,6 @@ async def until_stored(messages: Iterable[ReceivedMessage]) -> None:
     await asyncio.gather(*(m.written for m in messages if m.written is not None))
 
 
-# How long a delete waits for storage to be free of other calls (devhost/durable/taskhub/traffic.py).
-DELETE_PATIENCE = 0.1
-
-
 class QueueSettlement:
     """Settles messages that have a queue copy, through their receipt."""
 
@@ -47,8 +43,6 @@ class QueueSettlement:
     async def complete(self, message: ReceivedMessage) -> None:
         if not await message.wait_written():
             return
-        # Clean-up, not progress: it lets the calls that are progress go first.
-        await self.hub.lull(DELETE_PATIENCE)
         try:
             await self.hub.delete(message)
         except Exception as exc:  # a message re-received meanwhile has a new receipt: its copy will be handled

@@ -41,7 +41,6 @@ from devhost.durable.taskhub.storage_history import HistoryTable
 from devhost.durable.taskhub.storage_http import QueueEndpoint, SdkPipeline, TableEndpoint, Transport
 from devhost.durable.taskhub.storage_instances import InstancesTable, build_instance_filter
 from devhost.durable.taskhub.storage_queues import StorageQueues
-from devhost.durable.taskhub.traffic import Traffic, TrafficTransport
 from devhost.errors import TaskHubError
 from devhost.storage_clients import open_service_clients
 from devhost.storage_settings import StorageConnection
@@ -102,7 +101,6 @@ class AzureStorageTaskHub:
             if lean_http else None
         )
 
-        self.traffic = Traffic()
         self.history_table_name = keys.history_table_name(hub_name)
         self.instances_table_name = keys.instances_table_name(hub_name)
         table_base_url = self._table_service.url.rstrip("/") + "/"  # account endpoint for $batch
@@ -138,11 +136,7 @@ class AzureStorageTaskHub:
         )
 
     def _transport(self, client: Any) -> Transport:
-        return TrafficTransport(call_counter.wrap(self._http if self._http is not None else SdkPipeline(client)),
-                                self.traffic)
-
-    async def lull(self, patience: float) -> None:
-        await self.traffic.lull(patience)
+        return call_counter.wrap(self._http if self._http is not None else SdkPipeline(client))
 
     # ---------------------------------------------------------------------------------------- setup
 

@@ -168,9 +168,6 @@ class MemoryTaskHub:
             ))
         return received
 
-    async def lull(self, patience: float) -> None:
-        return  # nothing shares a server with the calls here
-
     async def delete(self, message: ReceivedMessage) -> None:
         store = self._queue(message.queue)
         stored = store.get(message.message_id)

@@ -81,9 +81,6 @@ class RowCachingTaskHub:
     async def delete(self, message: ReceivedMessage) -> None:
         await self.inner.delete(message)
 
-    async def lull(self, patience: float) -> None:
-        await self.inner.lull(patience)
-
     async def set_visibility(self, message: ReceivedMessage, seconds: float) -> None:
         await self.inner.set_visibility(message, seconds)
 

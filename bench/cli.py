@@ -48,6 +48,10 @@ class Config:
     relaxed_poll_ms: float = 50.0  # a third W1 phase: 32 clients polling this slowly, for throughput
     w2_chain_steps: int = 10  # W2's short chain: this many activities in a row ...
     w2_chain_runs: int = 20  # ... started this many times, one after another
+    # Untimed W1 flows before the timed ones, on devhost (its own phase, so Azurite's JIT has warmed up, as
+    # in a session that has been running a while) and on each peer (before its first phase).
+    w1_warmup: int = 200
+    warmup_concurrency: int = 8
 
 
 FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2_fan_out=500, w2_events=200,
@@ -55,7 +59,7 @@ FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2
               w1_time_cap_s=90.0, w4_time_cap_s=150.0)
 QUICK = Config(w1_instances=30, concurrency=32, poll_ms=2.0, w2_sequence=20, w2_fan_out=100, w2_events=50,
                w3_clients=16, w3_seconds=2.0, w4_instances=100, time_cap_s=10.0,
-               w1_time_cap_s=10.0, w4_time_cap_s=20.0, w2_chain_runs=5)
+               w1_time_cap_s=10.0, w4_time_cap_s=20.0, w2_chain_runs=5, w1_warmup=10)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -195,6 +199,15 @@ class Run:
         c = self.config
         out: dict[str, Any] = {}
         self.results["devhost"]["w1"] = out
+        if c.w1_warmup:
+            # A fresh Azurite runs its first few thousand calls at up to twice the CPU per call (V8 has not
+            # compiled its hot paths yet): measured from flow 1, W1's first phase would time a cold emulator.
+            with self.devhost("warmup") as host:
+                began = time.perf_counter()
+                warmup = asyncio.run(workloads.w1_reserve_ticket(
+                    host.base_url, c.w1_warmup, c.warmup_concurrency, c.poll_ms / 1000, c.w1_time_cap_s, 3_000_000))
+                self.results["devhost"]["warmup"] = {"flows": warmup["instances"],
+                                                     "wall_s": round(time.perf_counter() - began, 1)}
         phases = [("serial", "w1s", 1, c.poll_ms, 0), ("concurrent", "w1c", c.concurrency, c.poll_ms, 1_000_000)]
         if not self.profile:
             phases.append(("concurrent_relaxed", "w1r", c.concurrency, c.relaxed_poll_ms, 2_000_000))
@@ -234,7 +247,8 @@ class Run:
         peer_dir = self.workdir / key
         peer_dir.mkdir(exist_ok=True)
         args = ["--instances", str(c.w1_instances), "--concurrency", str(c.concurrency), "--poll-ms",
-                str(c.poll_ms), "--time-cap", str(c.w1_time_cap_s), "--workdir", str(peer_dir)]
+                str(c.poll_ms), "--time-cap", str(c.w1_time_cap_s), "--workdir", str(peer_dir),
+                "--warmup", str(c.w1_warmup), "--warmup-concurrency", str(c.warmup_concurrency)]
         try:
             self.results["peers"][key] = launcher.run_peer(module, args, timeout=4 * c.w1_time_cap_s + 60)
         except Exception:

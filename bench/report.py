@@ -366,6 +366,10 @@ def markdown(results: dict[str, Any]) -> str:
         " \"event raised -> Completed\": from sending `BookingConfirmed` until a read shows Completed."
         f" Ratios: devhost divided by the peer (throughput above 1 = devhost faster; latency above 1 ="
         " devhost slower).",
+        *([f"Before the timed flows, {cfg['w1_warmup']} untimed flows ({cfg.get('warmup_concurrency', 8)} clients)"
+           " run on a devhost of their own, so that Azurite is measured warm (a fresh Azurite spends up to twice"
+           " the CPU per call on its first few thousand calls, until V8 has compiled its hot paths); each peer"
+           " runs as many untimed flows before its first phase."] if cfg.get("w1_warmup") else []),
         "",
         md_table(W1_HEADERS, w1_rows(results)),
         "",

@@ -37,6 +37,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--poll-ms", type=float, default=2.0)
     parser.add_argument("--time-cap", type=float, default=120.0, help="stop starting flows after this many s")
     parser.add_argument("--workdir", required=True)
+    parser.add_argument("--warmup", type=int, default=0, help="untimed flows before the first phase")
+    parser.add_argument("--warmup-concurrency", type=int, default=8)
     return parser.parse_args()
 
 

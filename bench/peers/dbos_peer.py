@@ -65,6 +65,9 @@ def main() -> None:
         return FlowTiming(t1 - t0, t2 - t1)
 
     try:
+        if args.warmup:
+            run_threaded_phase("DBOS W1 warm-up (untimed)", flow, args.warmup, args.warmup_concurrency,
+                               args.time_cap, 3_000_000)
         serial = run_threaded_phase("DBOS W1 one at a time", flow, args.instances, 1, args.time_cap, 0)
         concurrent = run_threaded_phase(f"DBOS W1 {args.concurrency} clients", flow, args.instances,
                                         args.concurrency, args.time_cap, 1_000_000)

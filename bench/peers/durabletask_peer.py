@@ -117,6 +117,9 @@ def main() -> None:
     worker.start()
     poll = args.poll_ms / 1000.0
     try:
+        if args.warmup:
+            asyncio.run(run_phase("durabletask W1 warm-up (untimed)", address, args.warmup, args.warmup_concurrency,
+                                  poll, args.time_cap, 3_000_000))
         serial = asyncio.run(run_phase("durabletask W1 one at a time", address, args.instances, 1, poll,
                                        args.time_cap, 0))
         concurrent = asyncio.run(run_phase(f"durabletask W1 {args.concurrency} clients", address, args.instances,

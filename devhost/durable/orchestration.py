@@ -291,7 +291,7 @@ class EpisodeRunner:
         await episode.execute()
         episode = await self._run_ahead(episode)
         try:
-            new_etag = await episode.commit(etag)
+            new_etag = await episode.commit(etag, triage.consumed)
         except BaseException:
             if self.ahead is not None:  # work items that may never be written: their runs are not waited for
                 self.ahead.drop_ahead(instance_id, episode.execution_id,
@@ -570,7 +570,7 @@ class Episode:
             self._send(reply, parent_instance["InstanceId"], parent_instance["ExecutionId"])
 
     # -- commit ----------------------------------------------------------------------------------
-    async def commit(self, etag: str | None) -> str:
+    async def commit(self, etag: str | None, consumed: Sequence[ReceivedMessage] = ()) -> str:
         hub = self.hub
         runner = self.runner
         if self.outbound:
@@ -580,6 +580,9 @@ class Episode:
             await runner.send(self.outbound)
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
+        for message in consumed:  # history holds them now: a client waiting for one hears so
+            if message.in_memory is not None:
+                message.in_memory.recorded()
         row_write = runner.row_writes.pop(self.instance_id, None)
         if row_write is not None:
             await asyncio.shield(row_write)  # the client's Pending row must not land after this merge

@@ -90,37 +90,53 @@ class InMemoryReply:
         # Nothing to write: with its renewal stopped, the leased work item comes back by itself.
         self.renewal.cancel()
 
+    def recorded(self) -> None:
+        pass  # the work item goes once the whole checkpoint is stored, with the other consumed messages
+
 
 class InMemoryClientEvent:
     """A client's event (raise, terminate, suspend, resume) handed to its instance's inbox instead of a queue.
 
-    The client is answered once ``stored`` is done: when the checkpoint that consumed the event is stored
-    (completing it), or when the event was written to its control queue after all (abandoning it: its
-    episode failed or could not use it yet). Either way storage holds it before the client hears so, as
-    when the provider answers after writing the message.
+    The client is answered once ``stored`` is done: when the history rows of the checkpoint that consumed
+    the event are stored (``recorded``), or when the event was written to its control queue after all
+    (its episode could not use it yet, or took too long). Either way storage holds it before the client
+    hears so, as when the provider answers after writing the message. An episode that fails after its
+    history rows were stored (its Instances row not yet written) still writes the event to the queue: that
+    copy, recognised as already in history when it comes back, is what brings the row up to date.
     """
 
     def __init__(self, hub: TaskHub, message: OutboundMessage) -> None:
         self.hub = hub
         self.message = message
         self.stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.checkpointed = False  # the whole checkpoint that consumed it is stored, row included
+        self.queued = False
 
     async def complete(self) -> None:
+        self.checkpointed = True
+        self.recorded()
+
+    def recorded(self) -> None:
+        # History holds the event: the client can hear so before the Instances row's merge, whose state
+        # status reads already show (the row cache takes it as the merge is sent).
         if not self.stored.done():
             self.stored.set_result(None)
 
     async def abandon(self, delay: float) -> None:
-        await self.write(delay)
+        if not self.checkpointed:
+            await self.write(delay)
 
     async def write(self, delay: float = 0.0) -> None:
-        """Write the event to its control queue (visible after ``delay`` seconds); a copy that history
-        already holds is recognised and dropped when it arrives, so writing it twice is harmless."""
-        if self.stored.done():
+        """Write the event to its control queue once (visible after ``delay`` seconds); a copy that history
+        already holds is recognised and dropped when it arrives."""
+        if self.queued:
             return
+        self.queued = True
         visible_at = None if delay <= 0 else utcnow() + timedelta(seconds=delay)
         try:
             await self.hub.send([replace(self.message, visible_at=visible_at)])
         except Exception as exc:
+            self.queued = False
             if not self.stored.done():
                 self.stored.set_exception(exc)  # the client that waits for it hears of the failure
             return

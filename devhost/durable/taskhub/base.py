@@ -37,6 +37,9 @@ class InMemorySettlement(Protocol):
 
     async def complete(self) -> None: ...
     async def abandon(self, delay: float) -> None: ...
+    def recorded(self) -> None:
+        """History now holds the message (its checkpoint's rows are stored; the Instances row may follow)."""
+        ...
 
 
 @dataclass

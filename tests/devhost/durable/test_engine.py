@@ -527,3 +527,36 @@ def test_an_event_raised_during_an_episode_with_nothing_waiting_skips_the_queue(
             done = await h.wait(instance)
             assert json.loads(done.output)["go"] == "during"
     run(scenario())
+
+
+class HeldRowMerges(CountingHub):
+    """Holds Instances merges while ``hold`` is clear (once ``armed``), as a slow row write would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.hold = asyncio.Event()
+        self.held = 0
+
+    async def update_instance(self, instance_id, update):  # type: ignore[no-untyped-def]
+        if self.armed and not self.hold.is_set():
+            self.held += 1
+            await self.hold.wait()
+        await super().update_instance(instance_id, update)
+
+
+def test_a_raised_event_is_answered_once_history_holds_it_before_the_row_merge() -> None:
+    """The raise returns when the checkpoint's history rows are stored; the Instances merge may still be on its way."""
+    async def scenario() -> None:
+        hub = HeldRowMerges()
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Ed", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            hub.armed = True
+            await asyncio.wait_for(h.client.raise_event(row, "Go", json.dumps("soon")), 5)
+            assert "EventRaised" in kinds((await hub.load_history(instance)).events)
+            assert hub.held == 1 and hub.queued_events == 0
+            hub.hold.set()
+            done = await h.wait(instance)
+            assert json.loads(done.output)["go"] == "soon"
+    run(scenario())

@@ -463,21 +463,6 @@ def test_a_long_chain_run_ahead_checkpoints_within_one_transaction_each() -> Non
     run(scenario())
 
 
-def test_a_raised_event_is_answered_once_its_checkpoint_is_stored() -> None:
-    """An event for an instance running here skips its queue: when the raise returns, history holds it."""
-    async def scenario() -> None:
-        hub = CountingHub()
-        async with running_engine(hub) as h:
-            instance = await h.start("Greeter", {"name": "Ada", "timeout": 60})
-            row = await h.wait(instance, lambda r: r.custom_status != "null")
-            await h.client.raise_event(row, "Go", json.dumps("now"))
-            assert "EventRaised" in kinds((await hub.load_history(instance)).events)
-            done = await h.wait(instance)
-            assert json.loads(done.output)["go"] == "now"
-            assert hub.queued_events == 0
-    run(scenario())
-
-
 def test_an_event_its_instance_cannot_take_yet_is_queued_before_the_answer() -> None:
     """An event for an instance that has not started is written to its control queue before the raise returns."""
     async def scenario() -> None:
@@ -494,8 +479,8 @@ def test_an_event_its_instance_cannot_take_yet_is_queued_before_the_answer() -> 
     run(scenario())
 
 
-def test_an_event_for_a_busy_instance_is_queued_to_gather_for_its_next_episode() -> None:
-    """While an episode of the instance runs, a raised event is answered once its queue holds it."""
+def test_an_event_behind_waiting_messages_is_queued_to_gather_with_them() -> None:
+    """While messages wait for the instance's next episode, a raised event is answered once its queue holds it."""
     async def scenario() -> None:
         hub = CountingHub()
         async with running_engine(hub) as h:

@@ -9,9 +9,11 @@ restarted on its folder, and both give the same answers.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +81,28 @@ def azurites() -> Iterator[tuple[AzuriteProcess, AzuriteProcess]]:
 
 
 def test_session_azurite_is_tuned(azurite: AzuriteProcess) -> None:
-    assert azurite_tuning.APPLIED_LINE in azurite.log_path.read_text(errors="replace")
+    log = azurite.log_path.read_text(errors="replace")
+    assert azurite_tuning.APPLIED_LINE in log
+    assert "applicationinsights loads at its first use" in log
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_the_telemetry_library_loads_at_its_first_use(tmp_path: Path) -> None:
+    """Azurite's telemetry library is a stand-in until first used; then it is the real module's content."""
+    preload = azurite_tuning.write_preload(tmp_path)
+    script = (
+        "const loaded = () => Object.keys(require.cache).some((k) => k.includes('/applicationinsights/'));"
+        "const ai = require('applicationinsights');"
+        "const before = loaded();"
+        "const setup = typeof ai.setup;"
+        "const has = 'TelemetryClient' in ai;"
+        "console.log(JSON.stringify({before, setup, has, after: loaded()}));"
+    )
+    env = {**os.environ, "NODE_OPTIONS": f"--require {preload}"}
+    result = subprocess.run(["node", "-e", script], cwd=PROJECT_ROOT / "node_modules" / "azurite", env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "before": False, "setup": "function", "has": True, "after": True}
 
 
 # ------------------------------------------------------------------------------------------ scenario

@@ -44,6 +44,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from devhost.config import switched_on
+
 ENV_SWITCH = "DEVHOST_AZURITE_TUNING"
 APPLIED_LINE = "devhost tuning: applied"  # what the preload writes to Azurite's log once it is in place
 PRELOAD_NAME = "devhost-azurite-tuning.js"
@@ -207,8 +209,7 @@ try {
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    value = (environ if environ is not None else os.environ).get(ENV_SWITCH, "1").strip().lower()
-    return value not in ("0", "false", "no", "off")
+    return switched_on(ENV_SWITCH, environ)
 
 
 def write_preload(folder: Path) -> Path:

@@ -219,6 +219,12 @@ def _as_int(value: Any, default: int, what: str) -> int:
         raise ConfigError(f"host.json: {what} must be an integer, got {value!r}") from None
 
 
+def switched_on(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """A switch for one of devhost's own speed-ups: on unless the variable says 0, false, no or off."""
+    value = (environ if environ is not None else os.environ).get(name, "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def _as_bool(value: Any, default: bool) -> bool:
     if value is None:
         return default

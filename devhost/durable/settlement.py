@@ -11,7 +11,7 @@ A message is settled by one of three implementations:
   its ``written`` future is awaited first; when the write failed there is nothing to settle);
 - ``InMemoryReply``: a message that exists only in memory; settling it settles the work item it answers;
 - ``InMemoryClientEvent``: a client's event for an instance this process runs, held in memory until the
-  checkpoint that records it is stored (then the client is answered), or written to its queue after all.
+  history rows that record it are stored (then the client is answered), or written to its queue after all.
 """
 
 from __future__ import annotations

@@ -26,12 +26,13 @@ import collections
 import functools
 import importlib
 import logging
-import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any
+
+from devhost.config import switched_on
 
 log = logging.getLogger("devhost.worker")
 
@@ -77,10 +78,10 @@ def namedtuple_once(typename: str, field_names: Any, **kwargs: Any) -> type:
     return _shared_namedtuple(typename, field_names)
 
 
-def install(environ: dict[str, str] | None = None) -> list[str]:
-    """Patch what applies into the SDK's modules; returns the names of the patches in place."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV_SWITCH, "").strip().lower() in {"0", "false", "no", "off"}:
+def install(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Patch what applies into the SDK's modules; returns the names of the patches put in place now (none
+    for one already in place, as when the app is loaded again)."""
+    if not switched_on(ENV_SWITCH, environ):
         return []
     installed: list[str] = []
     try:
@@ -95,7 +96,7 @@ def install(environ: dict[str, str] | None = None) -> list[str]:
         if parser is not None:
             events.dt_parse = parser  # type: ignore[attr-defined]
             installed.append("timestamps")
-    else:
+    elif getattr(getattr(events, "dt_parse", None), "__module__", None) != __name__:
         log.debug("The Durable SDK's HistoryEvent no longer parses with dateutil; left as it is")
     if getattr(executor, "namedtuple", None) is collections.namedtuple:
         executor.namedtuple = namedtuple_once  # type: ignore[attr-defined]

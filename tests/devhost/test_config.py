@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from devhost.config import load_config, parse_timespan
+from devhost.config import load_config, parse_timespan, switched_on
 from devhost.errors import ConfigError
 
 
@@ -150,3 +150,11 @@ def test_comments_in_json_files_are_ignored(tmp_path: Path) -> None:
     environ: dict[str, str] = {}
     config = load_config(make_app(tmp_path / "app", host, settings), environ=environ)
     assert config.route_prefix == "x//y" and environ == {"A": "1"}
+
+
+@pytest.mark.parametrize(("value", "on"), [(None, True), ("", True), ("1", True), ("yes", True),
+                                           ("0", False), (" False ", False), ("no", False), ("OFF", False)])
+def test_a_speed_up_switch_is_on_unless_turned_off(value: str | None, on: bool) -> None:
+    """devhost's own speed-up switches are on by default and off for 0, false, no or off."""
+    environ = {} if value is None else {"DEVHOST_SOMETHING": value}
+    assert switched_on("DEVHOST_SOMETHING", environ) is on

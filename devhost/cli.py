@@ -12,6 +12,7 @@ from dataclasses import replace
 from importlib import metadata
 from typing import TextIO
 
+from devhost import spans
 from devhost.config import HostConfig, load_config
 from devhost.errors import DevhostError
 from devhost.http.routes import join_prefix
@@ -147,6 +148,7 @@ def start(args: argparse.Namespace, out: TextIO) -> int:
     cwd, environ = os.getcwd(), dict(os.environ)
     config = apply_start_flags(args, load_config(args.app_dir, port=args.port))
     setup_logging(config.host_json, verbose=args.verbose, stream=out)
+    spans.start()  # the benchmark's critical-path spans, when DEVHOST_SPANS_FILE asks for them
     print(_banner(), file=out, flush=True)
     runtime = os.environ.get("FUNCTIONS_WORKER_RUNTIME")
     if runtime and runtime.lower() != "python":

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from devhost import spans
 from devhost.config import DurableSettings
 from devhost.durable.activity_workers import ActivityWorkers
 from devhost.durable.entities.ids import is_entity
@@ -281,6 +282,10 @@ class Engine:
                 del self.inboxes[instance_id]
 
     async def _episode(self, instance_id: str, batch: list[ReceivedMessage]) -> None:
+        episode = self._run_episode(instance_id, batch)
+        await (spans.timed("episode", instance_id, episode) if spans.on else episode)
+
+    async def _run_episode(self, instance_id: str, batch: list[ReceivedMessage]) -> None:
         started = time.perf_counter()
         runner: EpisodeRunner | EntityRunner = self.entities if is_entity(instance_id) else self.runner
         try:

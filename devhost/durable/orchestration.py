@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from devhost import spans
 from devhost.durable.durable_http import HTTP_ACTIVITY
 from devhost.durable.entities.messages import OPERATION_EVENT, operation_message
 from devhost.durable.history import (
@@ -571,6 +572,10 @@ class Episode:
 
     # -- commit ----------------------------------------------------------------------------------
     async def commit(self, etag: str | None, consumed: Sequence[ReceivedMessage] = ()) -> str:
+        commit = self._commit(etag, consumed)
+        return await (spans.timed("commit", self.instance_id, commit) if spans.on else commit)
+
+    async def _commit(self, etag: str | None, consumed: Sequence[ReceivedMessage]) -> str:
         hub = self.hub
         runner = self.runner
         if self.outbound:
@@ -580,12 +585,18 @@ class Episode:
             await runner.send(self.outbound)
         new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
                                             etag if self.start_index else None)
+        answered = False
         for message in consumed:  # history holds them now: a client waiting for one hears so
-            if message.in_memory is not None:
-                message.in_memory.recorded()
+            if message.in_memory is not None and message.in_memory.recorded():
+                answered = True
         row_write = runner.row_writes.pop(self.instance_id, None)
         if row_write is not None:
             await asyncio.shield(row_write)  # the client's Pending row must not land after this merge
+        if answered:
+            # One loop iteration for the answers to go out before the Instances merge is built: the merge's
+            # first step puts the new state in the row cache in that same iteration, before any request
+            # that follows an answer can be read.
+            await asyncio.sleep(0)
         await hub.update_instance(self.instance_id, self.instance_update(self.written))
         if self.final_completion is not None:
             runner.finished(self.instance_id)

@@ -90,8 +90,8 @@ class InMemoryReply:
         # Nothing to write: with its renewal stopped, the leased work item comes back by itself.
         self.renewal.cancel()
 
-    def recorded(self) -> None:
-        pass  # the work item goes once the whole checkpoint is stored, with the other consumed messages
+    def recorded(self) -> bool:
+        return False  # the work item goes once the whole checkpoint is stored, with the other consumed messages
 
 
 class InMemoryClientEvent:
@@ -111,16 +111,19 @@ class InMemoryClientEvent:
         self.stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.checkpointed = False  # the whole checkpoint that consumed it is stored, row included
         self.queued = False
+        self._late_write: asyncio.Task[None] | None = None
 
     async def complete(self) -> None:
         self.checkpointed = True
         self.recorded()
 
-    def recorded(self) -> None:
+    def recorded(self) -> bool:
         # History holds the event: the client can hear so before the Instances row's merge, whose state
         # status reads already show (the row cache takes it as the merge is sent).
-        if not self.stored.done():
-            self.stored.set_result(None)
+        if self.stored.done():
+            return False
+        self.stored.set_result(None)
+        return True
 
     async def abandon(self, delay: float) -> None:
         if not self.checkpointed:
@@ -145,11 +148,18 @@ class InMemoryClientEvent:
 
     async def until_stored(self, patience: float) -> None:
         """Wait until storage holds the event; after ``patience`` seconds, write it to the queue instead."""
+        late = asyncio.get_running_loop().call_later(patience, self._write_late)
         try:
-            await asyncio.wait_for(asyncio.shield(self.stored), patience)
-        except TimeoutError:
-            await self.write()
+            # Awaited as it is, not through wait_for and shield: the waiting client then resumes in the very
+            # loop iteration after ``recorded``, ahead of the rest of that checkpoint. Should this wait be
+            # cancelled (devhost stopping), so is ``stored``; every settlement checks ``done()`` first.
             await self.stored
+        finally:
+            late.cancel()
+
+    def _write_late(self) -> None:
+        if not self.stored.done():
+            self._late_write = asyncio.ensure_future(self.write())
 
 
 def in_memory_message(queue: str, message_id: str, event: Event, instance_id: str, execution_id: str | None,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict
 
+from devhost import spans
 from devhost.errors import AppLoadError, ConfigError, FunctionInvocationError
 from devhost.http import cors
 from devhost.http.admin_keys import KeysRoutes, is_key_route
@@ -93,6 +94,12 @@ class Dispatcher:
         self.storage = storage
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        routed = self._route(request)
+        if not spans.on:
+            return await routed
+        return await spans.timed("request", f"{request.method} {request.rel_url.raw_path[:160]}", routed)
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
         path = decode_path(raw_path)
         lowered = path.lower()

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from azure.functions import meta
 
+from devhost import spans
 from devhost.bindings.expressions import json_properties
 from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
@@ -179,7 +180,7 @@ class Worker:
         if flog is None:
             flog = self._loggers[fn.name] = logging.getLogger(f"Function.{fn.name}")
         flog.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
-        started = time.perf_counter()
+        started = time.monotonic()
         token = current_invocation_id.set(invocation_id)
         try:
             refusal = self.refusals.get(fn.name)
@@ -187,7 +188,7 @@ class Worker:
                 raise UnsupportedFunctionError(refusal)
             outcome = await self._call(fn, invocation_id, trigger, trigger_metadata or {}, binding_data or {})
         except Exception as exc:
-            elapsed = round((time.perf_counter() - started) * 1000)
+            elapsed = round((time.monotonic() - started) * 1000)
             message = _exception_message(exc)
             flog.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
             stack, details = _user_traceback(exc)
@@ -196,7 +197,9 @@ class Worker:
             raise FunctionInvocationError(fn.name, message=message, details=details) from exc
         finally:
             current_invocation_id.reset(token)
-        elapsed = round((time.perf_counter() - started) * 1000)
+            if spans.on:
+                spans.record("invocation", fn.name, started)
+        elapsed = round((time.monotonic() - started) * 1000)
         flog.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
         return outcome
 

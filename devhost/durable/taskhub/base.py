@@ -37,8 +37,9 @@ class InMemorySettlement(Protocol):
 
     async def complete(self) -> None: ...
     async def abandon(self, delay: float) -> None: ...
-    def recorded(self) -> None:
-        """History now holds the message (its checkpoint's rows are stored; the Instances row may follow)."""
+    def recorded(self) -> bool:
+        """History now holds the message (its checkpoint's rows are stored; the Instances row may follow).
+        True when a client waiting for that is answered now."""
         ...
 
 

@@ -1,11 +1,12 @@
-"""Counts of the hot storage calls by kind, for the benchmark (off unless ``DEVHOST_STORAGE_CALLS_FILE`` is set).
+"""Counts of the hot storage calls by kind, for the benchmark (off unless ``DEVHOST_STORAGE_CALLS_FILE`` is set),
+and each call as a span when the benchmark records spans (``devhost.spans``).
 
 The benchmark reports how many Azurite calls one flow costs and which kinds they are. With the
 variable set, every request on a hub's hot-call transport is counted by kind (``queue put``,
 ``table batch``, an empty ``queue get`` apart from one that returned messages, ...), the counts are
 snapshot when the host reports Running (``mark_started``), and both are written to that file as JSON
 when the process exits, with the summed latency of each kind (``latency_us_total``, start-up
-included). Unset, ``wrap`` returns the transport itself: no cost on the hot path.
+included). With neither set, ``wrap`` returns the transport itself: no cost on the hot path.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from devhost import spans
 from devhost.durable.taskhub.storage_http import Reply, Transport
 
 ENV_VAR = "DEVHOST_STORAGE_CALLS_FILE"
@@ -60,15 +62,23 @@ class CountingTransport:
 
     async def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"", *,
                    table: bool) -> Reply:
-        began = time.perf_counter()
+        began = time.monotonic()
         reply = await self.inner.send(method, url, headers, body, table=table)
         kind = call_kind(method, url, table, reply)
         counts[kind] += 1
-        latency_us[kind] += round((time.perf_counter() - began) * 1e6)
+        latency_us[kind] += round((time.monotonic() - began) * 1e6)
+        if spans.on:
+            spans.record("storage", f"{kind} {_resource(url)}", began)
         return reply
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)  # close() and the like
+
+
+def _resource(url: str) -> str:
+    # The queue or the table row a call names (a row's keys name its instance), without the account.
+    path = url.split("?", 1)[0].split("://", 1)[-1]
+    return path.split("/", 2)[-1][:160]
 
 
 def enabled() -> bool:
@@ -76,10 +86,10 @@ def enabled() -> bool:
 
 
 def wrap(transport: Transport) -> Transport:
-    """``transport`` itself, or a counting wrapper when the benchmark asked for counts."""
+    """``transport`` itself, or a counting wrapper when the benchmark asked for counts or spans."""
     global _registered
     if not enabled():
-        return transport
+        return CountingTransport(transport) if spans.on else transport
     if not _registered:
         _registered = True
         atexit.register(_write)

@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devhost.durable import engine as engine_module
 from devhost.durable.client import DurableClient, InstanceExists
 from devhost.durable.history import EventType, OrchestrationStatus
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
+from devhost.durable.taskhub.row_cache import RowCachingTaskHub
 from tests.devhost.durable.conftest import run, running_engine
 
 
@@ -544,4 +546,64 @@ def test_a_raised_event_is_answered_once_history_holds_it_before_the_row_merge()
             hub.hold.set()
             done = await h.wait(instance)
             assert json.loads(done.output)["go"] == "soon"
+    run(scenario())
+
+
+class HeldCheckpoints(CountingHub):
+    """Holds history checkpoints while ``hold`` is clear (once ``armed``), as a slow batch would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.hold = asyncio.Event()
+
+    async def append_history(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.armed and not self.hold.is_set():
+            await self.hold.wait()
+        return await super().append_history(*args, **kwargs)
+
+
+def test_an_event_that_waits_too_long_in_memory_is_written_to_its_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind an episode that does not finish within the patience, the raise is answered once the queue holds
+    the event; the instance still takes it once, from memory or from the queue."""
+    monkeypatch.setattr(engine_module, "CLIENT_EVENT_PATIENCE", 0.05)
+
+    async def scenario() -> None:
+        hub = HeldCheckpoints()
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Ed", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            hub.armed = True  # the event's episode runs, then waits at its checkpoint
+            await asyncio.wait_for(h.client.raise_event(row, "Go", json.dumps("late")), 5)
+            assert hub.queued_events == 1
+            hub.hold.set()
+            done = await h.wait(instance)
+            assert json.loads(done.output)["go"] == "late"
+            queue = hub.control_queue_name(instance)
+            deadline = asyncio.get_running_loop().time() + 5
+            while hub.queue_length(queue):  # the queue copy comes back (0.3 s leases) and is dropped
+                assert asyncio.get_running_loop().time() < deadline, "the queued copy was never settled"
+                await asyncio.sleep(0.02)
+            history = (await hub.load_history(instance)).events
+            assert [e.get("Name") for e in history if e["EventType"] == EventType.EventRaised] == ["Go"]
+    run(scenario())
+
+
+def test_a_status_read_after_the_raise_is_answered_shows_the_checkpoint_state() -> None:
+    """Any request read after the raise's answer (a later loop iteration) finds the new state in the row cache,
+    though the Instances merge is still on its way."""
+    async def scenario() -> None:
+        held = HeldRowMerges()
+        hub = RowCachingTaskHub(held)
+        async with running_engine(hub) as h:
+            instance = await h.start("Greeter", {"name": "Ed", "timeout": 60})
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            held.armed = True
+            await h.client.raise_event(row, "Go", json.dumps("now"))
+            await asyncio.sleep(0)  # the client's next request can be read no sooner than the next iteration
+            seen = await hub.get_instance(instance)
+            assert seen is not None and seen.runtime_status == OrchestrationStatus.Completed
+            assert held.held == 1, "the merge has not reached storage yet"
+            held.hold.set()
+            await h.wait(instance)
     run(scenario())

@@ -1,0 +1,90 @@
+"""The critical-path breakdown: each step of W1's two latencies from devhost's spans and the client's clock."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import critical_path
+from bench.critical_path import AZURITE, CLIENT, DEVHOST, EVENT, START, FlowTimes, Span
+from devhost import spans
+from tests.hosts import launch_host, stop_host
+
+MS = 0.001
+
+
+def synthetic_flow() -> tuple[FlowTimes, list[Span]]:
+    """One flow whose every step takes a known number of milliseconds."""
+    flow = FlowTimes(start_sent=100.0, start_answered=100.010, visible=100.030, raise_answered=100.040,
+                     completed=100.045)
+    at = 100.0
+    recorded: list[Span] = [
+        (at + 1 * MS, at + 10 * MS, "request", "POST /api/orchestrators/ReserveTicket"),
+        (at + 3 * MS, at + 9 * MS, "request", "POST /durabletask/orchestrators/ReserveTicket"),
+        (at + 4 * MS, at + 5 * MS, "storage", "queue put (control) hub-control-00/messages"),
+        (at + 6 * MS, at + 25 * MS, "episode", "i1"),
+        (at + 10 * MS, at + 25 * MS, "commit", "i1"),
+        (at + 10.5 * MS, at + 14 * MS, "storage", "queue put (control) hub-control-00/messages"),
+        (at + 15 * MS, at + 20 * MS, "storage", "table batch $batch"),
+        (at + 21 * MS, at + 24 * MS, "storage", "table merge hubInstances(PartitionKey='i1')"),
+        (at + 27 * MS, at + 27.5 * MS, "request", "GET /runtime/webhooks/durabletask/instances/i1"),
+        (at + 31 * MS, at + 39 * MS, "request",
+         "POST /runtime/webhooks/durabletask/instances/i1/raiseEvent/BookingConfirmed"),
+        (at + 32 * MS, at + 40 * MS, "episode", "i1"),
+        (at + 34 * MS, at + 40 * MS, "commit", "i1"),
+        (at + 34.5 * MS, at + 38 * MS, "storage", "table batch $batch"),
+    ]
+    return flow, recorded
+
+
+def test_each_step_is_the_time_between_its_two_marks() -> None:
+    """Steps follow the chain: request, API, episode, commit, batch, merge, client; then raise to Completed."""
+    flow, recorded = synthetic_flow()
+    steps = critical_path.steps_of(flow, recorded)
+    assert steps is not None
+    expected = [1, 2, 3, 4, 5, 5, 1, 9, 1, 1, 2, 0.5, 3.5, 1, 6]
+    assert [round(v, 6) for v in steps.values()] == pytest.approx(expected)
+    start_steps = [s for s in critical_path.STEPS if s.path == START]
+    assert sum(steps[s.name] for s in start_steps) == pytest.approx((flow.visible - flow.start_sent) * 1000)
+    event_steps = [s for s in critical_path.STEPS if s.path == EVENT]
+    assert sum(steps[s.name] for s in event_steps) == pytest.approx((flow.completed - flow.visible) * 1000)
+
+
+def test_a_flow_with_missing_spans_is_left_out() -> None:
+    """Without its history batch (spans dropped), a flow has no breakdown and is not counted."""
+    flow, recorded = synthetic_flow()
+    partial = [s for s in recorded if "$batch" not in s[3]]
+    assert critical_path.steps_of(flow, partial) is None
+    summary = critical_path.summarize([flow], partial)
+    assert summary["flows"] == 1 and summary["flows_with_spans"] == 0
+    assert all(math.isnan(step["p50_ms"]) for step in summary["steps"])
+
+
+def test_the_summary_adds_the_steps_by_whose_time_they_are() -> None:
+    """Client, devhost and Azurite shares of each latency are sums of their steps' p50s."""
+    flow, recorded = synthetic_flow()
+    summary = critical_path.summarize([flow], recorded)
+    assert summary["totals"][START]["p50_ms"] == pytest.approx(30.0)
+    assert summary["totals"][START]["p50_by_owner"] == pytest.approx({CLIENT: 10.0, DEVHOST: 10.0, AZURITE: 10.0})
+    assert summary["totals"][EVENT]["p50_by_owner"] == pytest.approx({CLIENT: 7.0, DEVHOST: 4.5, AZURITE: 3.5})
+    assert "start -> visible: p50 30.0 ms" in critical_path.render(summary)
+
+
+@pytest.mark.e2e
+@pytest.mark.local_only("reads the spans file of a devhost this run starts")
+def test_a_devhost_recording_spans_gives_every_step_of_a_flow(storage_connection: str, tmp_path: Path) -> None:
+    """A real flow through a devhost with DEVHOST_SPANS_FILE set yields the whole breakdown."""
+    target = tmp_path / "spans.jsonl"
+    host = launch_host(storage_connection, tmp_path, extra_env={spans.ENV_VAR: str(target)})
+    try:
+        flows = asyncio.run(critical_path._flows(host.base_url, 2, 0, 0.002))
+    finally:
+        stop_host(host)
+    recorded = spans.read(target)
+    for flow in flows:
+        steps = critical_path.steps_of(flow, recorded)
+        assert steps is not None, recorded
+        assert all(value >= 0 for value in steps.values()), steps

@@ -69,7 +69,7 @@ class Engine:
                                           receive=self._receive, idle=self._wait_for_wake, reply=self._enqueue)
         self.runner = EpisodeRunner(
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
-            keep_history=settings.extended_sessions, send=self.send, finished=self.finished,
+            keep_history=settings.extended_sessions, send=self.send, post=self.post, finished=self.finished,
             ahead=self.activities, ahead_window=settings.run_ahead_window,
             ahead_limit=settings.max_concurrent_activities,
         )

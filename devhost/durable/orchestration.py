@@ -46,6 +46,7 @@ from devhost.durable.replay import (
     replay,
     reply_from_failure,
 )
+from devhost.durable.settlement import until_stored
 from devhost.durable.taskhub.base import HistoryPage, InstanceUpdate, OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import FunctionInvocationError
 
@@ -128,6 +129,7 @@ class EpisodeRunner:
     def __init__(self, hub: TaskHub, worker: OrchestratorInvoker, catalog: Callable[[], FunctionCatalog],
                  *, store_inputs: bool = False, keep_history: bool = True,
                  send: Callable[[Sequence[OutboundMessage]], Awaitable[None]] | None = None,
+                 post: Callable[[Sequence[OutboundMessage]], Sequence[ReceivedMessage]] | None = None,
                  finished: Callable[[str], None] = lambda _: None,
                  ahead: ActivitiesAhead | None = None, ahead_window: float = 0.0, ahead_limit: int = 0) -> None:
         self.hub = hub
@@ -136,8 +138,10 @@ class EpisodeRunner:
         self.store_inputs = store_inputs
         self.keep_history = keep_history
         # ``send`` returns once the queues hold the messages (the engine's hands those for this process
-        # to their consumers at once). ``finished`` hears of instances that ended.
+        # to their consumers at once); ``post`` starts the same writes and returns the messages at once,
+        # each with its ``written`` future. ``finished`` hears of instances that ended.
         self.send = send or hub.send
+        self.post = post
         self.finished = finished
         self.row_writes: dict[str, asyncio.Future[None]] = {}
         # Histories of running instances kept between episodes (extended sessions); least recently used
@@ -578,13 +582,23 @@ class Episode:
     async def _commit(self, etag: str | None, consumed: Sequence[ReceivedMessage]) -> str:
         hub = self.hub
         runner = self.runner
-        if self.outbound:
-            # Consumers here may start at once (their results queue behind this episode, and after a
-            # crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
-            # checkpoint itself waits until the queues hold every message (the provider's commit order).
+        # Consumers here may start on the messages at once (their results queue behind this episode, and
+        # after a crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
+        # history rows are sent once the queues hold every message (the provider's commit order).
+        stored: asyncio.Future[None] | None = None
+        if self.outbound and runner.post is not None:
+            stored = asyncio.ensure_future(until_stored(runner.post(self.outbound)))
+            # One yield: the writes' requests go out first, then the rows are prepared while they are stored.
+            await asyncio.sleep(0)
+        elif self.outbound:
             await runner.send(self.outbound)
-        new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index, self.written,
-                                            etag if self.start_index else None)
+        try:
+            new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index,
+                                                self.written, etag if self.start_index else None, after=stored)
+        except BaseException:
+            if stored is not None:  # failed before waiting for it: its own failure is logged by the writes
+                stored.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise
         answered = False
         for message in consumed:  # history holds them now: a client waiting for one hears so
             if message.in_memory is not None and message.in_memory.recorded():

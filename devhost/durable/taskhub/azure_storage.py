@@ -278,9 +278,10 @@ class AzureStorageTaskHub:
         return await self.history.load_history(instance_id)
 
     async def append_history(
-        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None
+        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None,
+        *, after: Awaitable[object] | None = None,
     ) -> str:
-        return await self.history.append_history(instance_id, execution_id, start_index, events, etag)
+        return await self.history.append_history(instance_id, execution_id, start_index, events, etag, after=after)
 
     # ------------------------------------------------------------------------------------ instances
 

@@ -9,7 +9,7 @@ with a sentinel concurrency check, and the Instances row is merged column by col
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -171,13 +171,15 @@ class TaskHub(Protocol):
 
     # history
     async def load_history(self, instance_id: str) -> HistoryPage: ...
-    async def append_history(self, instance_id: str, execution_id: str, start_index: int,
-                             events: Sequence[Event], etag: str | None) -> str:
+    async def append_history(self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event],
+                             etag: str | None, *, after: Awaitable[object] | None = None) -> str:
         """Write ``events`` at RowKeys ``start_index``.. and move the sentinel; return its new ETag.
 
         ``etag`` None means this is a new execution's first checkpoint (insert the sentinel, or
         replace it when an older execution's sentinel exists). Raises ``CheckpointConflict`` when the
-        sentinel moved since ``etag`` was read.
+        sentinel moved since ``etag`` was read. With ``after`` (the checkpoint's messages being stored),
+        nothing is written before it is done, and it raises what ``after`` raises; the rows may be
+        prepared meanwhile.
         """
         ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -201,8 +201,11 @@ class MemoryTaskHub:
         return HistoryPage(execution_id, events, sentinel["etag"] if sentinel else None)
 
     async def append_history(
-        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None
+        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None,
+        *, after: Awaitable[object] | None = None,
     ) -> str:
+        if after is not None:
+            await after
         pk = keys.escape_partition_key(instance_id)
         partition = self._history.setdefault(pk, {})
         sentinel = partition.get(keys.SENTINEL_ROW_KEY)

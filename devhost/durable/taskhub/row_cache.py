@@ -10,7 +10,7 @@ starts with an empty cache.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import fields, replace
 from typing import Any
 
@@ -87,9 +87,9 @@ class RowCachingTaskHub:
     async def load_history(self, instance_id: str) -> HistoryPage:
         return await self.inner.load_history(instance_id)
 
-    async def append_history(self, instance_id: str, execution_id: str, start_index: int,
-                             events: Sequence[Event], etag: str | None) -> str:
-        return await self.inner.append_history(instance_id, execution_id, start_index, events, etag)
+    async def append_history(self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event],
+                             etag: str | None, *, after: Awaitable[object] | None = None) -> str:
+        return await self.inner.append_history(instance_id, execution_id, start_index, events, etag, after=after)
 
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
         return await self.inner.query_instances(query)

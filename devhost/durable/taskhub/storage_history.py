@@ -91,13 +91,15 @@ class HistoryTable:
             del entity[key]
 
     async def append_history(
-        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None
+        self, instance_id: str, execution_id: str, start_index: int, events: Sequence[Event], etag: str | None,
+        *, after: Awaitable[object] | None = None,
     ) -> str:
         """Write ``events`` at RowKeys ``start_index``.. plus the sentinel, one transaction per ≤ 99 rows.
 
         ``etag`` None: the sentinel is created; if one from an older execution exists, it is replaced
         under that row's own ETag (read only in that case). A sentinel already naming this execution,
-        or any ETag mismatch, raises ``CheckpointConflict``.
+        or any ETag mismatch, raises ``CheckpointConflict``. With ``after``, the rows and the first
+        transaction's request are made while it runs, and the request is sent once it is done.
         """
         pk = keys.escape_partition_key(instance_id)
         entities = [
@@ -116,7 +118,12 @@ class HistoryTable:
             }
             if final:
                 sentinel["CheckpointCompletedTimestamp"] = codec.dt_column(utcnow())
-            etag = await self._submit_checkpoint(instance_id, execution_id, batch, sentinel, etag)
+            request = None
+            if after is not None:
+                request = table_batch.prepare(self.table, _checkpoint_operations(batch, sentinel, etag))
+                await after
+                after = None
+            etag = await self._submit_checkpoint(instance_id, execution_id, batch, sentinel, etag, request)
         assert etag is not None
         return etag
 
@@ -127,14 +134,10 @@ class HistoryTable:
         batch: list[dict[str, Any]],
         sentinel: dict[str, Any],
         etag: str | None,
+        request: table_batch.PreparedBatch | None = None,
     ) -> str:
-        operations = [BatchOperation("upsert_replace", entity) for entity in batch]
-        if etag is None:
-            operations.append(BatchOperation("create", sentinel))
-        else:
-            operations.append(BatchOperation("update_merge", sentinel, etag))
         try:
-            result = await table_batch.submit(self.table, operations)
+            result = await table_batch.submit(self.table, request or _checkpoint_operations(batch, sentinel, etag))
         except BatchError as exc:
             if exc.status == 409 and etag is None:
                 # A sentinel exists: fine if it belongs to an older execution (continue-as-new or a
@@ -212,6 +215,17 @@ class HistoryTable:
             # Someone deleted a row meanwhile; delete the rest one by one (delete_entity ignores 404).
             await asyncio.gather(*(self.client.delete_entity(pk, rk) for rk in row_keys))
 
+
+
+def _checkpoint_operations(batch: list[dict[str, Any]], sentinel: dict[str, Any],
+                           etag: str | None) -> list[BatchOperation]:
+    """The rows, then the sentinel: created with the execution's first checkpoint, else merged under its ETag."""
+    operations = [BatchOperation("upsert_replace", entity) for entity in batch]
+    if etag is None:
+        operations.append(BatchOperation("create", sentinel))
+    else:
+        operations.append(BatchOperation("update_merge", sentinel, etag))
+    return operations
 
 
 def _row_key(entity: Any) -> str:

@@ -157,21 +157,33 @@ def parse_batch_response(text: str) -> list[str | None]:
     return etags
 
 
-async def submit(table: TableEndpoint, operations: Sequence[BatchOperation]) -> list[str | None]:
-    """Send one transaction (≤ 100 operations, one partition) on ``table``.
+@dataclass
+class PreparedBatch:
+    """One transaction's request, built ahead of sending it."""
+
+    content_type: str
+    body: bytes
+
+
+def prepare(table: TableEndpoint, operations: Sequence[BatchOperation]) -> PreparedBatch:
+    """The request of one transaction (≤ 100 operations, one partition) on ``table``."""
+    return PreparedBatch(*build_batch(table.base_url, table.name, operations))
+
+
+async def submit(table: TableEndpoint, operations: Sequence[BatchOperation] | PreparedBatch) -> list[str | None]:
+    """Send one transaction (≤ 100 operations, one partition, or a request ``prepare`` built) on ``table``.
 
     Returns the ETag of each operation (None for deletes); raises ``BatchError`` when the service
     refuses it.
     """
-    base_url = table.base_url
-    content_type, body = build_batch(base_url, table.name, operations)
+    request = operations if isinstance(operations, PreparedBatch) else prepare(table, operations)
     headers = {
         "DataServiceVersion": "3.0",
         "MaxDataServiceVersion": "3.0;NetFx",
-        "Content-Type": content_type,
+        "Content-Type": request.content_type,
         "Accept": "application/json",
     }
-    response = await table.transport.send("POST", f"{base_url}$batch", headers, body, table=True)
+    response = await table.transport.send("POST", f"{table.base_url}$batch", headers, request.body, table=True)
     text = response.text()
     if response.status != 202:
         code = _ERROR_CODE.search(text)

@@ -36,6 +36,33 @@ async def _receive_until(
     return got
 
 
+def test_history_rows_wait_for_the_messages_they_follow(open_hub: HubFactory) -> None:
+    """With ``after`` (the checkpoint's messages being stored), no row is written before it is done, and none
+    at all when it fails."""
+
+    async def body() -> None:
+        async with open_hub() as env:
+            hub = env.hub
+            seen: list[HistoryPage] = []
+
+            async def messages_stored() -> None:
+                seen.append(await hub.load_history("inst-after"))  # what storage holds meanwhile
+
+            etag = await hub.append_history("inst-after", "exec-1", 0, episode(), None, after=messages_stored())
+            assert seen == [HistoryPage(None, [], None)]
+            page = await hub.load_history("inst-after")
+            assert page.events == episode() and page.etag == etag
+
+            async def messages_lost() -> None:
+                raise TaskHubError("sending to the control queue failed")
+
+            with pytest.raises(TaskHubError):
+                await hub.append_history("inst-lost", "exec-1", 0, episode(), None, after=messages_lost())
+            assert await hub.load_history("inst-lost") == HistoryPage(None, [], None)
+
+    run(body())
+
+
 def test_history_append_load_and_etag_conflict(open_hub: HubFactory) -> None:
     """Appends write X16 rows plus a sentinel; loads return them; a stale ETag raises CheckpointConflict."""
 

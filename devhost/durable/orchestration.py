@@ -586,17 +586,17 @@ class Episode:
         # after a crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
         # history rows are sent once the queues hold every message (the provider's commit order).
         stored: asyncio.Future[None] | None = None
-        if self.outbound and runner.post is not None:
-            stored = asyncio.ensure_future(until_stored(runner.post(self.outbound)))
-            # One yield: the writes' requests go out first, then the rows are prepared while they are stored.
-            await asyncio.sleep(0)
-        elif self.outbound:
-            await runner.send(self.outbound)
         try:
+            if self.outbound and runner.post is not None:
+                stored = asyncio.ensure_future(until_stored(runner.post(self.outbound)))
+                # One yield: the writes' requests go out first, then the rows are prepared while they are stored.
+                await asyncio.sleep(0)
+            elif self.outbound:
+                await runner.send(self.outbound)
             new_etag = await hub.append_history(self.instance_id, self.execution_id, self.start_index,
                                                 self.written, etag if self.start_index else None, after=stored)
         except BaseException:
-            if stored is not None:  # failed before waiting for it: its own failure is logged by the writes
+            if stored is not None:  # given up before waiting for it: each write logs its own failure
                 stored.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
         answered = False

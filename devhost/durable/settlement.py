@@ -118,8 +118,8 @@ class InMemoryClientEvent:
         self.recorded()
 
     def recorded(self) -> bool:
-        # History holds the event: the client can hear so before the Instances row's merge, whose state
-        # status reads already show (the row cache takes it as the merge is sent).
+        # History holds the event: the client hears so now, ahead of the Instances row's merge, which puts
+        # the new state in the row cache before any request that follows the answer is read.
         if self.stored.done():
             return False
         self.stored.set_result(None)

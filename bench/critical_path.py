@@ -27,29 +27,18 @@ import argparse
 import asyncio
 import json
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import launcher, workloads
+from bench.workloads import FlowMarks
 from devhost import spans
 
 Span = tuple[float, float, str, str]  # began, ended, kind, name (devhost.spans)
 
 CLIENT, DEVHOST, AZURITE = "client", "devhost", "Azurite"
-
-
-@dataclass
-class FlowTimes:
-    """One flow's client timestamps (``time.monotonic``)."""
-
-    start_sent: float
-    start_answered: float
-    visible: float  # the read that showed the discount returned
-    raise_answered: float
-    completed: float  # the read that showed Completed returned
 
 
 @dataclass
@@ -91,7 +80,7 @@ def _is(kind: str, prefix: str = "") -> Callable[[Span], bool]:
     return lambda s: s[2] == kind and s[3].startswith(prefix)
 
 
-def steps_of(flow: FlowTimes, all_spans: Sequence[Span]) -> dict[str, float] | None:
+def steps_of(flow: FlowMarks, all_spans: Sequence[Span]) -> dict[str, float] | None:
     """Milliseconds of each step of one flow, or None when its spans are incomplete (e.g. dropped)."""
     window = [s for s in all_spans if flow.start_sent - 0.001 <= s[0] <= flow.completed]
     slack = flow.start_sent - 0.001
@@ -116,7 +105,7 @@ def steps_of(flow: FlowTimes, all_spans: Sequence[Span]) -> dict[str, float] | N
     return {step.name: value * 1000 for step, value in zip(STEPS, values, strict=True)}
 
 
-def summarize(flows: Sequence[FlowTimes], all_spans: Sequence[Span]) -> dict[str, Any]:
+def summarize(flows: Sequence[FlowMarks], all_spans: Sequence[Span]) -> dict[str, Any]:
     """p50/p90 of each step and of both latencies over the flows whose spans are complete."""
     rows = [r for r in (steps_of(f, all_spans) for f in flows) if r is not None]
     totals = {START: [(f.visible - f.start_sent) * 1000 for f in flows],
@@ -155,26 +144,15 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def _flows(base: str, count: int, warmup: int, poll: float) -> list[FlowTimes]:
+async def _flows(base: str, count: int, warmup: int, poll: float) -> list[FlowMarks]:
     async with workloads.new_session(4) as session:
         client = workloads.Client(session, base)
         for i in range(warmup):
             await workloads.reserve_ticket_flow(client, f"warmup-{i}", poll)
-        flows = []
-        for i in range(count):
-            began = time.monotonic()
-            instance_id = await client.start_reserve_ticket(f"user-{i}")
-            answered = time.monotonic()
-            await workloads.poll_until(client, instance_id, workloads.has_discount, poll)
-            visible = time.monotonic()
-            await client.raise_event(instance_id, "BookingConfirmed", True)
-            raised = time.monotonic()
-            await workloads.poll_until(client, instance_id, workloads.is_completed, poll)
-            flows.append(FlowTimes(began, answered, visible, raised, time.monotonic()))
-        return flows
+        return [await workloads.reserve_ticket_marks(client, f"user-{i}", poll) for i in range(count)]
 
 
-def run(count: int, warmup: int, poll: float) -> tuple[list[FlowTimes], list[Span]]:
+def run(count: int, warmup: int, poll: float) -> tuple[list[FlowMarks], list[Span]]:
     azurite = launcher.start_azurite()
     try:
         work = Path(tempfile.mkdtemp(prefix="critical-path-"))

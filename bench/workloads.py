@@ -124,17 +124,37 @@ def is_completed(status: dict[str, Any]) -> bool:
 
 
 # -- W1 -------------------------------------------------------------------------------------------------
-async def reserve_ticket_flow(client: Client, user: str, poll: float) -> FlowTiming:
-    t0 = time.perf_counter()
+@dataclass
+class FlowMarks:
+    """When each step of one ReserveTicket flow ended, on ``time.monotonic`` (devhost's spans use it too)."""
+
+    start_sent: float
+    start_answered: float
+    visible: float  # the read that showed the discount returned
+    raise_answered: float
+    completed: float  # the read that showed Completed returned
+    polls: int
+
+
+async def reserve_ticket_marks(client: Client, user: str, poll: float) -> FlowMarks:
+    """Start, read until the discount shows, raise BookingConfirmed, read until Completed (with ``true``)."""
+    sent = time.monotonic()
     instance_id = await client.start_reserve_ticket(user)
+    answered = time.monotonic()
     _, polls_a = await poll_until(client, instance_id, has_discount, poll)
-    t1 = time.perf_counter()
+    visible = time.monotonic()
     await client.raise_event(instance_id, "BookingConfirmed", True)
+    raised = time.monotonic()
     final, polls_b = await poll_until(client, instance_id, is_completed, poll)
-    t2 = time.perf_counter()
+    completed = time.monotonic()
     if final.get("output") is not True:
         raise HostError(f"{instance_id} completed with {final.get('output')!r}, expected true")
-    return FlowTiming(t1 - t0, t2 - t1, polls_a + polls_b)
+    return FlowMarks(sent, answered, visible, raised, completed, polls_a + polls_b)
+
+
+async def reserve_ticket_flow(client: Client, user: str, poll: float) -> FlowTiming:
+    marks = await reserve_ticket_marks(client, user, poll)
+    return FlowTiming(marks.visible - marks.start_sent, marks.completed - marks.visible, marks.polls)
 
 
 async def run_pool(label: str, count: int, concurrency: int, time_cap: float,

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from bench import critical_path
-from bench.critical_path import AZURITE, CLIENT, DEVHOST, EVENT, START, FlowTimes, Span
+from bench.critical_path import AZURITE, CLIENT, DEVHOST, EVENT, START, Span
+from bench.workloads import FlowMarks
 from devhost import spans
 from tests.hosts import launch_host, stop_host
 
 MS = 0.001
 
 
-def synthetic_flow() -> tuple[FlowTimes, list[Span]]:
+def synthetic_flow() -> tuple[FlowMarks, list[Span]]:
     """One flow whose every step takes a known number of milliseconds."""
-    flow = FlowTimes(start_sent=100.0, start_answered=100.010, visible=100.030, raise_answered=100.040,
-                     completed=100.045)
+    flow = FlowMarks(start_sent=100.0, start_answered=100.010, visible=100.030, raise_answered=100.040,
+                     completed=100.045, polls=3)
     at = 100.0
     recorded: list[Span] = [
         (at + 1 * MS, at + 10 * MS, "request", "POST /api/orchestrators/ReserveTicket"),

@@ -516,8 +516,8 @@ def test_an_event_raised_during_an_episode_with_nothing_waiting_skips_the_queue(
     run(scenario())
 
 
-class HeldRowMerges(CountingHub):
-    """Holds Instances merges while ``hold`` is clear (once ``armed``), as a slow row write would."""
+class HoldingHub(CountingHub):
+    """Holds one kind of write while ``hold`` is clear (once ``armed``), as slow storage would; counts them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -525,10 +525,17 @@ class HeldRowMerges(CountingHub):
         self.hold = asyncio.Event()
         self.held = 0
 
-    async def update_instance(self, instance_id, update):  # type: ignore[no-untyped-def]
+    async def _wait_if_held(self) -> None:
         if self.armed and not self.hold.is_set():
             self.held += 1
             await self.hold.wait()
+
+
+class HeldRowMerges(HoldingHub):
+    """Holds Instances merges, as a slow row write would."""
+
+    async def update_instance(self, instance_id, update):  # type: ignore[no-untyped-def]
+        await self._wait_if_held()
         await super().update_instance(instance_id, update)
 
 
@@ -551,17 +558,11 @@ def test_a_raised_event_is_answered_once_history_holds_it_before_the_row_merge()
     run(scenario())
 
 
-class HeldCheckpoints(CountingHub):
-    """Holds history checkpoints while ``hold`` is clear (once ``armed``), as a slow batch would."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.armed = False
-        self.hold = asyncio.Event()
+class HeldCheckpoints(HoldingHub):
+    """Holds history checkpoints, as a slow batch would."""
 
     async def append_history(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if self.armed and not self.hold.is_set():
-            await self.hold.wait()
+        await self._wait_if_held()
         return await super().append_history(*args, **kwargs)
 
 

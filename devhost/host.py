@@ -13,12 +13,12 @@ import os
 import signal
 import socket
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from devhost import ids
 from devhost.azurite import AzuriteProcess, ensure_development_storage
 from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
@@ -67,7 +67,7 @@ class Host:
         self._storage_probe: asyncio.Task[None] | None = None
         self.server: HttpServer | None = None
         self.state = "Default"
-        self.instance_id = uuid.uuid4().hex
+        self.instance_id = ids.uuid4_hex()
         self._started_at = time.monotonic()
         self._stop_requested: asyncio.Event | None = None
         self._stopped = False

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from devhost import ids
 from devhost.bindings.connection import BindingError
 
 _EXPRESSION = re.compile(r"\{([^{}]+)\}")
@@ -46,11 +46,11 @@ def resolve(template: str, binding_data: Mapping[str, Any], environ: Mapping[str
         name = match.group(1).strip()
         lowered = name.lower()
         if lowered == "rand-guid":
-            return str(uuid.uuid4())
+            return ids.uuid4_text()
         if lowered in ("datetime", "sys.utcnow"):
             return datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
         if lowered == "sys.randguid":
-            return str(uuid.uuid4())
+            return ids.uuid4_text()
         try:
             value = _lookup(binding_data, name)
         except KeyError:

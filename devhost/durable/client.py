@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace as replace_fields
 from datetime import datetime
 from typing import Protocol
 
+from devhost import ids
 from devhost.durable.entities.ids import is_entity
 from devhost.durable.history import (
     ACTIVE_STATUSES,
@@ -66,11 +66,11 @@ class DurableClient:
         existing = None
         if instance_id:
             existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
-        instance_id = instance_id or uuid.uuid4().hex
+        instance_id = instance_id or ids.uuid4_hex()
         overridable = allow_override_active or self.override_active
         if existing is not None and existing.runtime_status in ACTIVE_STATUSES and not overridable:
             raise InstanceExists(existing.runtime_status)
-        execution_id = uuid.uuid4().hex
+        execution_id = ids.uuid4_hex()
         now = utcnow()
         generation = existing.generation + 1 if existing is not None else 0
         event = execution_started(instance_id, execution_id, name, input_text, generation=generation,

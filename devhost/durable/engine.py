@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devhost import spans
+from devhost import ids, spans
 from devhost.config import DurableSettings
 from devhost.durable.activity_workers import ActivityWorkers
 from devhost.durable.entities.ids import is_entity
@@ -165,7 +164,7 @@ class Engine:
             return
         event = InMemoryClientEvent(self.hub, message)
         self._enqueue(in_memory_message(
-            self.hub.control_queue_name(message.instance_id), f"local:{uuid.uuid4()}", message.event,
+            self.hub.control_queue_name(message.instance_id), f"local:{ids.uuid4_text()}", message.event,
             message.instance_id, message.execution_id, event,
         ))
         await event.until_stored(CLIENT_EVENT_PATIENCE)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from devhost import spans
+from devhost import ids, spans
 from devhost.durable.durable_http import HTTP_ACTIVITY
 from devhost.durable.entities.messages import OPERATION_EVENT, operation_message
 from devhost.durable.history import (
@@ -443,7 +442,7 @@ class Episode:
                                           f"{MAX_CONTINUE_AS_NEW_PER_EPISODE} times in one episode"))
                 return
             self.outbound = []  # work the old generation asked for would be dropped on arrival anyway
-            self.execution_id = uuid.uuid4().hex
+            self.execution_id = ids.uuid4_hex()
             new_input = None if completion.result is None else json.dumps(completion.result)
             self.started = execution_started(
                 self.instance_id, self.execution_id, self.name, new_input, parent=self.parent,
@@ -537,7 +536,7 @@ class Episode:
                 Name=decision.name, Version="", InstanceId=decision.instance_id,
                 Input=decision.input if self.runner.store_inputs else None, Tags=None,
             ))
-            child_execution = uuid.uuid4().hex
+            child_execution = ids.uuid4_hex()
             parent = {"Name": self.name, "Version": "", "TaskScheduleId": decision.id,
                       "OrchestrationInstance": target}
             child_input = None if decision.input is None else json.dumps(decision.input)

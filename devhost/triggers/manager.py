@@ -7,13 +7,13 @@ import asyncio
 import base64
 import json
 import logging
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from azure.functions import meta
 
+from devhost import ids
 from devhost.bindings.accounts import StorageAccounts
 from devhost.bindings.connection import BindingError
 from devhost.bindings.support import STORAGE_TRIGGERS
@@ -242,9 +242,9 @@ class TriggerManager:
             call = self.worker.invoke_trigger(fn, meta.Datum(json.dumps(info), "json"), reason=ADMIN_REASON)
         elif fn.trigger_type == "queueTrigger":
             now = datetime.now(UTC)
-            message = ReceivedMessage(id=str(uuid.uuid4()), body=text.encode(), dequeue_count=1, insertion_time=now,
+            message = ReceivedMessage(id=ids.uuid4_text(), body=text.encode(), dequeue_count=1, insertion_time=now,
                                       expiration_time=now + timedelta(days=7), next_visible_time=now,
-                                      pop_receipt=base64.b64encode(uuid.uuid4().bytes).decode())
+                                      pop_receipt=base64.b64encode(ids.uuid4().bytes).decode())
             call = self.worker.invoke_trigger(fn, message.datum(), reason=ADMIN_REASON, metadata=message.metadata(),
                                               binding_data=message.binding_data())
         elif fn.trigger_type == "blobTrigger":

@@ -13,7 +13,6 @@ import concurrent.futures
 import contextvars
 import logging
 import os
-import random
 import sys
 import time
 import traceback
@@ -24,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from azure.functions import meta
 
-from devhost import spans
+from devhost import ids, spans
 from devhost.bindings.expressions import json_properties
 from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
@@ -175,7 +174,7 @@ class Worker:
                       trigger_metadata: Mapping[str, meta.Datum] | None = None,
                       binding_data: Mapping[str, Any] | None = None,
                       ) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
-        invocation_id = new_invocation_id()
+        invocation_id = ids.uuid4_text()  # as the host gives each invocation
         flog = self._loggers.get(fn.name)
         if flog is None:
             flog = self._loggers[fn.name] = logging.getLogger(f"Function.{fn.name}")
@@ -268,22 +267,6 @@ class Worker:
 
 class UnsupportedFunctionError(RuntimeError):
     """The function uses a trigger or binding devhost cannot run (listed at start)."""
-
-
-_ids = random.Random()  # seeded from os.urandom once, and again in a forked child
-os.register_at_fork(after_in_child=_ids.seed)
-
-
-def new_invocation_id() -> str:
-    """A random (version 4) UUID, as the host gives each invocation.
-
-    Drawn from a seeded generator rather than ``uuid.uuid4``'s ``os.urandom``: an id needs to be unique,
-    not secret, and a system call per invocation also hands the GIL to another thread and back.
-    """
-    bits = _ids.getrandbits(128)
-    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    h = f"{bits:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def run_in_thread(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:

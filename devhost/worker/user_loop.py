@@ -15,6 +15,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from devhost.event_loop import loop_factory
+
 T = TypeVar("T")
 
 
@@ -22,7 +24,10 @@ class UserCodeLoop:
     """An event loop running in a daemon thread; ``run`` awaits a coroutine on it from another loop."""
 
     def __init__(self, name: str = "worker-async") -> None:
-        self._loop = asyncio.new_event_loop()
+        # The host's loop type (uvloop when installed): the host hands every coroutine over with
+        # call_soon_threadsafe, which on asyncio's loop writes its self-pipe with the GIL released, so
+        # the host's thread then waits for the GIL while this thread runs; uvloop's wake-up keeps it.
+        self._loop = (loop_factory() or asyncio.new_event_loop)()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from devhost import ids
 from devhost.durable.client import DurableClient
 from devhost.durable.entities.ids import EntityId, parse_entity_id
 from devhost.durable.entities.messages import operation_message, request_message
@@ -26,7 +26,7 @@ class EntityStatus:
 async def signal_entity(client: DurableClient, entity: EntityId, operation: str, input_text: str | None) -> None:
     """Send one operation; it is stored when this returns (the entity applies it exactly once)."""
     now = utcnow()
-    request = request_message(request_id=str(uuid.uuid4()), operation=operation, input_text=input_text, signal=True,
+    request = request_message(request_id=ids.uuid4_text(), operation=operation, input_text=input_text, signal=True,
                               parent=None, parent_execution=None, timestamp=now)
     message = operation_message(entity.instance_id, request, sender={"InstanceId": "", "ExecutionId": ""},
                                 timestamp=now)

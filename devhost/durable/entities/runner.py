@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from devhost import ids
 from devhost.durable.entities.ids import EntityId, parse_entity_id
 from devhost.durable.entities.messages import OPERATION_EVENT, compact, response_event
 from devhost.durable.history import EventType, OrchestrationStatus, execution_started, new_event, utcnow
@@ -213,7 +213,7 @@ class EntityRunner:
     async def _checkpoint(self, instance_id: str, entity: EntityId, loaded: LoadedEntity, state: SchedulerState,
                           now: datetime) -> None:
         """Continue as new with ``state``: one generation of history, then the Instances row."""
-        execution_id = uuid.uuid4().hex
+        execution_id = ids.uuid4_hex()
         state_json = state.to_json()
         events = [
             new_event(EventType.OrchestratorStarted, timestamp=now),

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from devhost import ids
 from devhost.durable.history import Event, utcnow
 from devhost.durable.taskhub import codec, keys
 from devhost.durable.taskhub.base import (
@@ -122,18 +122,18 @@ class MemoryTaskHub:
                 if message.to_work_items
                 else self.control_queue_name(message.instance_id)
             )
-            envelope = codec.build_envelope(message, str(uuid.uuid4()), codec.next_sequence_number())
+            envelope = codec.build_envelope(message, ids.uuid4_text(), codec.next_sequence_number())
             delay = 0
             if message.visible_at is not None:
                 delay = codec.visibility_seconds((message.visible_at - now).total_seconds())
             if lease:
                 delay = max(delay, max(1, codec.visibility_seconds(lease)))
             stored = _StoredMessage(
-                id=str(uuid.uuid4()),
+                id=ids.uuid4_text(),
                 text=codec.dumps_envelope(envelope),
                 inserted_on=now.replace(microsecond=0),  # the queue service keeps whole seconds
                 visible_at=now + timedelta(seconds=delay),
-                receipt=uuid.uuid4().hex,
+                receipt=ids.uuid4_hex(),
             )
             self._queues[queue][stored.id] = stored
             if lease is not None:
@@ -160,7 +160,7 @@ class MemoryTaskHub:
             if stored.visible_at > now:
                 continue
             stored.dequeue_count += 1
-            stored.receipt = uuid.uuid4().hex
+            stored.receipt = ids.uuid4_hex()
             stored.visible_at = hidden_until
             envelope = codec.parse_message_text(stored.text)
             received.append(codec.received_message(
@@ -180,7 +180,7 @@ class MemoryTaskHub:
         if stored is None or stored.receipt != message.receipt:
             raise TaskHubError(f"message {message.message_id} is gone or its receipt is stale")
         stored.visible_at = self.clock() + timedelta(seconds=codec.visibility_seconds(seconds))
-        stored.receipt = uuid.uuid4().hex
+        stored.receipt = ids.uuid4_hex()
         message.receipt = stored.receipt
 
     # -------------------------------------------------------------------------------------- history

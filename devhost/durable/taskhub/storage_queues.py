@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError
 
+from devhost import ids
 from devhost.durable.history import utcnow
 from devhost.durable.taskhub import codec, keys, rest
 from devhost.durable.taskhub.base import WORK_ITEM_QUEUE, OutboundMessage, ReceivedMessage
@@ -109,7 +109,7 @@ class StorageQueues:
 
     def _encode(self, message: OutboundMessage) -> tuple[str, str, dict[str, Any], str]:
         queue = self.work_items_name if message.to_work_items else self.control_queue_name(message.instance_id)
-        activity_id = str(uuid.uuid4())
+        activity_id = ids.uuid4_text()
         envelope = codec.build_envelope(message, activity_id, codec.next_sequence_number())
         return queue, activity_id, envelope, codec.dumps_envelope(envelope)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from urllib.parse import quote
 
 from azure.data.tables import EdmType, EntityProperty
 
+from devhost import ids
 from devhost.durable.taskhub.storage_http import TableEndpoint
 
 Verb = Literal["upsert_replace", "upsert_merge", "create", "update_merge", "update_replace", "delete"]
@@ -109,7 +109,7 @@ def entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> s
 def build_batch(base_url: str, table: str, operations: Sequence[BatchOperation]) -> tuple[str, bytes]:
     """``(content type, body)`` of one ``$batch`` request holding a single changeset."""
     # One random token serves both boundaries: the prefixes keep them apart, as the SDK's two UUIDs do.
-    token = uuid.uuid4()
+    token = ids.uuid4()
     batch_boundary = f"batch_{token}"
     changeset = f"changeset_{token}"
     parts: list[str] = [f"--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]

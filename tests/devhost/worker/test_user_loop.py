@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devhost.worker.invoker import new_invocation_id, run_in_thread
+from devhost.worker.invoker import run_in_thread
 from devhost.worker.user_loop import UserCodeLoop
 
 
@@ -85,9 +84,21 @@ def test_run_in_thread_returns_raises_and_never_starts_a_call_cancelled_while_qu
     asyncio.run(main())
 
 
-def test_invocation_ids_are_version_4_uuids_and_differ() -> None:
-    ids = {new_invocation_id() for _ in range(1000)}
-    assert len(ids) == 1000
-    for text in ids:
-        parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+@pytest.mark.parametrize("setting", ["", "asyncio"])
+def test_the_user_loop_is_of_the_hosts_loop_type(setting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's loop is uvloop when the host's is (asyncio's wake-up lets go of the GIL), asyncio's when asked."""
+    uvloop = pytest.importorskip("uvloop")
+    monkeypatch.setenv("DEVHOST_EVENT_LOOP", setting)
+
+    async def main() -> None:
+        user = UserCodeLoop()
+        try:
+            async def loop_of_caller() -> asyncio.AbstractEventLoop:
+                return asyncio.get_running_loop()
+
+            loop = await user.run(loop_of_caller())
+            assert isinstance(loop, uvloop.Loop) is (setting == "")
+        finally:
+            await user.close()
+
+    asyncio.run(main())

@@ -155,13 +155,16 @@ def _wait_ready(host: Devhost, timeout: float) -> None:
     raise RuntimeError(f"devhost not ready within {timeout} s:\n{host.log_tail()}")
 
 
-def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PROJECT_ROOT, tag: str = "",
-                  profile: bool = False, timeout: float = 60.0) -> Devhost:
+def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path | None = None, tag: str = "",
+                  profile: bool = False, timeout: float = 60.0, root: Path = PROJECT_ROOT) -> Devhost:
     """``python -m devhost start`` on a free port and a fresh task hub; returns once it reports Running.
 
     ``ready_s`` is the time from spawning the process to the first ``Running`` from /admin/host/status.
     With ``profile``, py-spy attaches once devhost is ready, so start-up imports stay out of the profile.
+    ``root`` is the checkout whose devhost (and, unless ``app_dir`` says otherwise, whose app) runs:
+    another commit's, checked out beside this one, to compare the two.
     """
+    app_dir = app_dir or root
     port = free_port()
     hub = new_hub_name(tag)
     calls_path = workdir / f"storage-calls-{hub}.json"
@@ -176,7 +179,7 @@ def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path = PRO
     log_path = workdir / f"devhost-{hub}.log"
     began = time.perf_counter()
     with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     host = Devhost(process, port, hub, log_path, 0.0, calls_path)
     try:

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench import launcher, workloads
-from bench.cli import _raise_keyboard_interrupt
 
 # name -> environment of the devhost process. "before": what devhost ran on before uvloop, the
 # in-process loopback and running activities ahead of the checkpoint; "default": what it runs on now.
@@ -81,6 +80,8 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also run another commit's devhost (and app), as the first "
                         "variant, with the default settings")
     args = parser.parse_args()
+    from bench.cli import _raise_keyboard_interrupt  # here: the CLI's imports (charts) are bench-only requirements
+
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop devhost and Azurite from ``finally``
     chosen = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only.split(",")}
     if not chosen:

@@ -80,24 +80,22 @@ def main() -> None:
     parser.add_argument("--against", metavar="REV", help="also run another commit's devhost (and app), as the first "
                         "variant, with the default settings")
     args = parser.parse_args()
-    from bench.cli import _raise_keyboard_interrupt  # here: the CLI's imports (charts) are bench-only requirements
-
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop devhost and Azurite from ``finally``
+    signal.signal(signal.SIGTERM, launcher.raise_keyboard_interrupt)  # stop devhost and Azurite from ``finally``
     chosen = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only.split(",")}
     if not chosen:
         parser.error(f"--only names none of {', '.join(VARIANTS)}")
     azurite = launcher.start_azurite()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp, contextlib.ExitStack() as stack:
-            roots = dict.fromkeys(chosen, launcher.PROJECT_ROOT)
+            # name -> (environment, checkout whose devhost runs)
+            runs = {name: (env, launcher.PROJECT_ROOT) for name, env in chosen.items()}
             if args.against:
-                roots = {f"at {args.against}": stack.enter_context(checkout(args.against, Path(tmp))), **roots}
-                chosen = {f"at {args.against}": {}, **chosen}
-            figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in chosen}
+                runs = {f"at {args.against}": ({}, stack.enter_context(checkout(args.against, Path(tmp)))), **runs}
+            figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
             for round_number in range(args.rounds):
-                for name, env in chosen.items():
+                for name, (env, root) in runs.items():
                     figures[name].append(one(azurite, Path(tmp), env, args.flows, args.concurrency,
-                                             args.poll_ms / 1000, roots[name]))
+                                             args.poll_ms / 1000, root))
                     d, a, c = figures[name][-1]
                     print(f"round {round_number + 1} {name}: devhost {d:.1f} ms, Azurite {a:.1f} ms, "
                           f"{_calls(c)} calls per flow", flush=True)

@@ -280,10 +280,6 @@ class Run:
                 launcher.stop_azurite(self.azurite)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -299,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, w1_instances=args.flows)
     mode = "quick" if args.quick else "full"
     out = args.out or RESULTS / ("profile-w1.json" if args.profile else f"{'quick' if args.quick else 'latest'}.json")
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # stop children the same way as on Ctrl-C
+    signal.signal(signal.SIGTERM, launcher.raise_keyboard_interrupt)  # stop children the same way as on Ctrl-C
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
 
     meta = machine_info(argv)

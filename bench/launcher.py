@@ -155,6 +155,11 @@ def _wait_ready(host: Devhost, timeout: float) -> None:
     raise RuntimeError(f"devhost not ready within {timeout} s:\n{host.log_tail()}")
 
 
+def raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM handler: stop as on Ctrl-C, so that ``finally`` blocks stop devhost and Azurite."""
+    raise KeyboardInterrupt
+
+
 def start_devhost(storage_connection: str, workdir: Path, *, app_dir: Path | None = None, tag: str = "",
                   profile: bool = False, timeout: float = 60.0, root: Path = PROJECT_ROOT) -> Devhost:
     """``python -m devhost start`` on a free port and a fresh task hub; returns once it reports Running.

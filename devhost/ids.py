@@ -20,17 +20,21 @@ _VERSION_4 = ~(0xF000 << 64) & ~(0xC000 << 48)
 _VERSION_4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 
+def _bits() -> int:
+    return (_generator.getrandbits(128) & _VERSION_4) | _VERSION_4_BITS
+
+
 def uuid4() -> uuid.UUID:
     """A random version 4 UUID, as ``uuid.uuid4`` gives, with the GIL held throughout."""
-    return uuid.UUID(int=(_generator.getrandbits(128) & _VERSION_4) | _VERSION_4_BITS)
-
-
-def uuid4_text() -> str:
-    """``str(uuid4())`` without building the UUID object: 8-4-4-4-12 lower-case hex digits."""
-    h = f"{(_generator.getrandbits(128) & _VERSION_4) | _VERSION_4_BITS:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid.UUID(int=_bits())
 
 
 def uuid4_hex() -> str:
     """``uuid4().hex``: 32 lower-case hex digits."""
-    return f"{(_generator.getrandbits(128) & _VERSION_4) | _VERSION_4_BITS:032x}"
+    return f"{_bits():032x}"
+
+
+def uuid4_text() -> str:
+    """``str(uuid4())`` without building the UUID object: 8-4-4-4-12 lower-case hex digits."""
+    h = uuid4_hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

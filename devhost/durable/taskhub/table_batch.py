@@ -109,7 +109,7 @@ def entity_url(base_url: str, table: str, partition_key: str, row_key: str) -> s
 def build_batch(base_url: str, table: str, operations: Sequence[BatchOperation]) -> tuple[str, bytes]:
     """``(content type, body)`` of one ``$batch`` request holding a single changeset."""
     # One random token serves both boundaries: the prefixes keep them apart, as the SDK's two UUIDs do.
-    token = ids.uuid4()
+    token = ids.uuid4_text()
     batch_boundary = f"batch_{token}"
     changeset = f"changeset_{token}"
     parts: list[str] = [f"--{batch_boundary}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"]

@@ -23,12 +23,59 @@ from pathlib import Path
 from typing import Any
 
 from bench import charts, launcher, report, user_code, workloads
+from bench.peers.common import merge_phases
 from bench.profile_summary import summarize
 from bench.stats import log
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = launcher.PROJECT_ROOT / "docs" / "benchmarks.md"
 WORKLOADS = ("W1", "W2", "W3", "W4", "USERCODE", "DBOS", "DURABLETASK")
+PEERS = {"DBOS": ("dbos", "bench.peers.dbos_peer"), "DURABLETASK": ("durabletask", "bench.peers.durabletask_peer")}
+
+
+class CpuMeter:
+    """CPU seconds of devhost, Azurite and this process, and wall seconds, over the spans it runs: paused
+    while the peers take their turns, so that devhost's figures cover devhost's flows only."""
+
+    WHO = ("devhost", "azurite", "bench_client")
+
+    def __init__(self, devhost_pid: int, azurite_pid: int) -> None:
+        self.pids = (devhost_pid, azurite_pid)
+        self.used = [0.0, 0.0, 0.0]
+        self.wall = 0.0
+        self._since: tuple[float, list[float]] | None = None
+
+    def _now(self) -> list[float]:
+        return [launcher.cpu_seconds(self.pids[0]), launcher.cpu_seconds(self.pids[1]), time.process_time()]
+
+    def resume(self) -> None:
+        self._since = (time.perf_counter(), self._now())
+
+    def pause(self) -> None:
+        if self._since is None:
+            return
+        began, before = self._since
+        self._since = None
+        self.wall += time.perf_counter() - began
+        self.used = [used + now - then for used, now, then in zip(self.used, self._now(), before, strict=True)]
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
+    def figures(self) -> dict[str, float]:
+        """CPU seconds per wall second (1.0 = one core kept busy) and CPU seconds, per process."""
+        return {
+            "wall_s": round(self.wall, 1),
+            **{f"{who}_cores": round(cpu / self.wall, 2) if self.wall > 0 else 0.0
+               for who, cpu in zip(self.WHO, self.used, strict=True)},
+            **{f"{who}_cpu_s": round(cpu, 3) for who, cpu in zip(self.WHO, self.used, strict=True)},
+        }
+
 
 
 @dataclass
@@ -52,6 +99,10 @@ class Config:
     # in a session that has been running a while) and on each peer (before its first phase).
     w1_warmup: int = 200
     warmup_concurrency: int = 8
+    # One at a time, W1's flows run in this many rounds, the systems taking turns (devhost's chunk, then each
+    # peer's): this machine's speed drifts by up to half within minutes, and each system's figures should
+    # come from the same minutes as the others'.
+    w1_rounds: int = 5
 
 
 FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2_fan_out=500, w2_events=200,
@@ -59,7 +110,7 @@ FULL = Config(w1_instances=500, concurrency=32, poll_ms=2.0, w2_sequence=100, w2
               w1_time_cap_s=90.0, w4_time_cap_s=150.0)
 QUICK = Config(w1_instances=30, concurrency=32, poll_ms=2.0, w2_sequence=20, w2_fan_out=100, w2_events=50,
                w3_clients=16, w3_seconds=2.0, w4_instances=100, time_cap_s=10.0,
-               w1_time_cap_s=10.0, w4_time_cap_s=20.0, w2_chain_runs=5, w1_warmup=10)
+               w1_time_cap_s=10.0, w4_time_cap_s=20.0, w2_chain_runs=5, w1_warmup=10, w1_rounds=2)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -147,6 +198,9 @@ class Run:
         self.azurite: Any = None
         self.profile_raw: list[Path] = []
         self.profile_seconds = 0.0
+        self.meter: CpuMeter | None = None  # the running devhost's
+        self.peers: dict[str, launcher.Peer] = {}  # W1's peers while they take turns, by results key
+        self.peer_parts: dict[str, dict[str, list[dict[str, Any]]]] = {}  # their chunks' figures, by phase
 
     @contextlib.contextmanager
     def devhost(self, tag: str, *, app_dir: Path = launcher.PROJECT_ROOT, profile: bool = False
@@ -155,24 +209,14 @@ class Run:
                                       profile=profile)
         self.results["devhost"]["ready_s"].append(round(host.ready_s, 3))
         log(f"devhost ({tag}) ready in {host.ready_s:.2f} s on port {host.port}, hub {host.hub}")
-        azurite_pid = self.azurite.process.pid
-        cpu_before = (launcher.cpu_seconds(host.pid), launcher.cpu_seconds(azurite_pid), time.process_time())
-        wall_before = time.perf_counter()
+        meter = self.meter = CpuMeter(host.pid, self.azurite.process.pid)
+        meter.resume()
         try:
             yield host
         finally:
             with contextlib.suppress(OSError):
-                wall = time.perf_counter() - wall_before
-                used = [launcher.cpu_seconds(host.pid) - cpu_before[0],
-                        launcher.cpu_seconds(azurite_pid) - cpu_before[1], time.process_time() - cpu_before[2]]
-                # CPU seconds per wall second of the workload: 1.0 = one core kept busy
-                self.results.setdefault("cpu", {})[tag] = {
-                    "wall_s": round(wall, 1),
-                    **{f"{who}_cores": round(cpu / wall, 2) for who, cpu in
-                       zip(("devhost", "azurite", "bench_client"), used, strict=True)},
-                    **{f"{who}_cpu_s": round(cpu, 3) for who, cpu in
-                       zip(("devhost", "azurite", "bench_client"), used, strict=True)},
-                }
+                meter.pause()
+                self.results.setdefault("cpu", {})[tag] = meter.figures()
             host.stop()
             with contextlib.suppress(OSError, ValueError):
                 calls = host.storage_calls()
@@ -196,25 +240,119 @@ class Run:
             self.results["errors"][name] = message[:2000]
 
     def w1(self) -> None:
+        """W1 on devhost and the selected peers, in the same minutes of the machine. One at a time, the
+        systems take turns in rounds (devhost's chunk, then each peer's); with 32 clients, each runs its whole
+        phase right after the other (chunks of 32 clients would be mostly ramp-up and drain). A system whose
+        turn it is not is stopped (SIGSTOP), so none does work, idle polls included, in another's turn."""
         c = self.config
-        out: dict[str, Any] = {}
-        self.results["devhost"]["w1"] = out
-        if c.w1_warmup:
-            # A fresh Azurite runs its first few thousand calls at up to twice the CPU per call (V8 has not
-            # compiled its hot paths yet): measured from flow 1, W1's first phase would time a cold emulator.
-            with self.devhost("warmup") as host:
-                began = time.perf_counter()
-                warmup = asyncio.run(workloads.w1_reserve_ticket(
-                    host.base_url, c.w1_warmup, c.warmup_concurrency, c.poll_ms / 1000, c.w1_time_cap_s, 3_000_000))
-                self.results["devhost"]["warmup"] = {"flows": warmup["instances"],
-                                                     "wall_s": round(time.perf_counter() - began, 1)}
-        phases = [("serial", "w1s", 1, c.poll_ms, 0), ("concurrent", "w1c", c.concurrency, c.poll_ms, 1_000_000)]
-        if not self.profile:
-            phases.append(("concurrent_relaxed", "w1r", c.concurrency, c.relaxed_poll_ms, 2_000_000))
-        for phase, tag, concurrency, poll_ms, offset in phases:
-            with self.devhost(tag, profile=self.profile) as host:
-                out[phase] = asyncio.run(workloads.w1_reserve_ticket(
-                    host.base_url, c.w1_instances, concurrency, poll_ms / 1000, c.w1_time_cap_s, offset))
+        on_devhost = "W1" in self.selected
+        try:
+            self._start_peers()
+            out: dict[str, Any] = {}
+            if on_devhost:
+                self.results["devhost"]["w1"] = out
+                self._w1_warmup()
+            plan = workloads.chunks(c.w1_instances, c.w1_rounds)
+
+            def peers_turn(r: int) -> None:
+                first, count = plan[r]
+                for key in list(self.peers):
+                    self._peer_turn(key, "serial", "one at a time", count, 1, first)
+
+            if on_devhost:
+                with self.devhost("w1s", profile=self.profile) as host:
+                    meter = self.meter
+                    assert meter is not None
+
+                    def between(r: int) -> None:
+                        with meter.paused(), launcher.held(host.pid):
+                            peers_turn(r)
+
+                    out["serial"] = asyncio.run(workloads.w1_reserve_ticket(
+                        host.base_url, c.w1_instances, 1, c.poll_ms / 1000, c.w1_time_cap_s, 0, len(plan), between))
+            else:
+                for r in range(len(plan)):
+                    peers_turn(r)
+            if not on_devhost:
+                self._peers_concurrent()
+                return
+            phases = [("concurrent", "w1c", c.concurrency, c.poll_ms, 1_000_000)]
+            if not self.profile:
+                phases.append(("concurrent_relaxed", "w1r", c.concurrency, c.relaxed_poll_ms, 2_000_000))
+            for phase, tag, concurrency, poll_ms, offset in phases:
+                with self.devhost(tag, profile=self.profile) as host:
+                    out[phase] = asyncio.run(workloads.w1_reserve_ticket(
+                        host.base_url, c.w1_instances, concurrency, poll_ms / 1000, c.w1_time_cap_s, offset))
+                if phase == "concurrent":  # the peers' 32 clients right after devhost's
+                    self._peers_concurrent()
+        finally:
+            self._stop_peers()
+
+    def _w1_warmup(self) -> None:
+        c = self.config
+        if not c.w1_warmup:
+            return
+        # A fresh Azurite runs its first few thousand calls at up to twice the CPU per call (V8 has not
+        # compiled its hot paths yet): measured from flow 1, W1's first phase would time a cold emulator.
+        with self.devhost("warmup") as host:
+            began = time.perf_counter()
+            warmup = asyncio.run(workloads.w1_reserve_ticket(
+                host.base_url, c.w1_warmup, c.warmup_concurrency, c.poll_ms / 1000, c.w1_time_cap_s, 3_000_000))
+            self.results["devhost"]["warmup"] = {"flows": warmup["instances"],
+                                                 "wall_s": round(time.perf_counter() - began, 1)}
+
+    def _start_peers(self) -> None:
+        """Start the selected peers; each sets up and runs its untimed warm-up flows before it answers."""
+        c = self.config
+        for name, (key, module) in PEERS.items():
+            if name not in self.selected:
+                continue
+            peer_dir = self.workdir / key
+            peer_dir.mkdir(exist_ok=True)
+            args = ["--poll-ms", str(c.poll_ms), "--time-cap", str(c.w1_time_cap_s), "--workdir", str(peer_dir),
+                    "--warmup", str(c.w1_warmup), "--warmup-concurrency", str(c.warmup_concurrency)]
+            log(f"Starting the {name} peer (with {c.w1_warmup} untimed flows) ...")
+            try:
+                self.peers[key] = launcher.Peer(module, args, timeout=2 * c.w1_time_cap_s + 60)
+            except Exception as exc:
+                self._peer_failed(key, exc)
+                continue
+            self.peers[key].hold()  # until its first turn
+            self.peer_parts[key] = {"serial": [], "concurrent": []}
+
+    def _peer_turn(self, key: str, phase: str, label: str, instances: int, concurrency: int, offset: int) -> None:
+        peer = self.peers[key]
+        peer.release()
+        try:
+            part = peer.run(label, instances, concurrency, offset, timeout=self.config.w1_time_cap_s + 60)
+            peer.hold()
+        except Exception as exc:
+            peer.kill()
+            del self.peers[key]
+            self._peer_failed(key, exc)
+            return
+        self.peer_parts[key][phase].append(part)
+
+    def _peers_concurrent(self) -> None:
+        c = self.config
+        for key in list(self.peers):
+            self._peer_turn(key, "concurrent", f"{c.concurrency} clients", c.w1_instances, c.concurrency, 1_000_000)
+
+    def _peer_failed(self, key: str, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        log(f"{key} failed: {message[:2000]}")
+        self.results["errors"][key.upper()] = message[:2000]
+        self.results["peers"][key] = {"error": "see errors"}
+
+    def _stop_peers(self) -> None:
+        """Stop every peer still running and pool the figures of its chunks, phase by phase."""
+        for key, peer in self.peers.items():
+            peer.close()
+            parts = self.peer_parts[key]
+            info = {k: v for k, v in peer.info.items() if k != "ready"}
+            self.results["peers"][key] = {**info, **{phase: merge_phases(chunks)
+                                                     for phase, chunks in parts.items() if chunks}}
+        self.peers.clear()
 
     def w2(self) -> None:
         c = self.config
@@ -242,19 +380,6 @@ class Run:
             self.results["devhost"]["w4"] = asyncio.run(
                 workloads.w4_memory_and_drain(host.base_url, host.pid, c.w4_instances, c.concurrency, c.w4_time_cap_s))
 
-    def peer(self, key: str, module: str) -> None:
-        c = self.config
-        peer_dir = self.workdir / key
-        peer_dir.mkdir(exist_ok=True)
-        args = ["--instances", str(c.w1_instances), "--concurrency", str(c.concurrency), "--poll-ms",
-                str(c.poll_ms), "--time-cap", str(c.w1_time_cap_s), "--workdir", str(peer_dir),
-                "--warmup", str(c.w1_warmup), "--warmup-concurrency", str(c.warmup_concurrency)]
-        try:
-            self.results["peers"][key] = launcher.run_peer(module, args, timeout=4 * c.w1_time_cap_s + 60)
-        except Exception:
-            self.results["peers"][key] = {"error": "see errors"}
-            raise
-
     def execute(self) -> None:
         needs_devhost = self.selected & {"W1", "W2", "W3", "W4"}
         if needs_devhost:
@@ -266,11 +391,10 @@ class Run:
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("W1", self.w1), ("W2", self.w2), ("W3", self.w3), ("W4", self.w4),
                 ("USERCODE", lambda: self.results["devhost"].__setitem__("user_code", user_code.measure())),
-                ("DBOS", lambda: self.peer("dbos", "bench.peers.dbos_peer")),
-                ("DURABLETASK", lambda: self.peer("durabletask", "bench.peers.durabletask_peer")),
             ]
             for name, step in steps:
-                if name in self.selected:
+                # the peers run within W1's step, taking turns with devhost
+                if name in self.selected or (name == "W1" and self.selected & set(PEERS)):
                     load = round(os.getloadavg()[0], 2)
                     self.results.setdefault("loadavg_at_start", {})[name] = load
                     log(f"== {name} == (load average {load})")

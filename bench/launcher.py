@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devhost.azurite import AzuriteProcess, free_port, start_temporary_azurite
 
@@ -54,6 +56,26 @@ def stop_azurite(azurite: AzuriteProcess) -> None:
 
 def new_hub_name(tag: str) -> str:
     return f"bench{tag}{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def held(pid: int, *, group: bool = False) -> Iterator[None]:
+    """``pid`` (or its process group) stopped for the block and continued after it: a system whose turn it is
+    not does no work at all, not even its idle polls, and uses no CPU in another system's minutes."""
+    hold(pid, group=group)
+    try:
+        yield
+    finally:
+        release(pid, group=group)
+
+
+def hold(pid: int, *, group: bool = False) -> None:
+    (os.killpg if group else os.kill)(pid, signal.SIGSTOP)
+
+
+def release(pid: int, *, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        (os.killpg if group else os.kill)(pid, signal.SIGCONT)
 
 
 @dataclass
@@ -233,19 +255,72 @@ def delete_task_hub(storage_connection: str, hub: str) -> None:
             blobs.delete_container(container.name)
 
 
-def run_peer(module: str, args: list[str], timeout: float) -> dict[str, object]:
-    """Run ``python -m module args`` (stderr passes through for its progress) and parse its last stdout line."""
-    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except BaseException:
+class Peer:
+    """A peer runner (``python -m module args``) kept alive across W1's phases: it sets up and warms up once,
+    then runs each phase it is asked for (``bench.peers.common.serve``). stderr passes through (progress)."""
+
+    def __init__(self, module: str, args: list[str], timeout: float) -> None:
+        self.module = module
+        self.process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=PROJECT_ROOT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self._pending = b""
+        try:
+            self.info = self._answer(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def hold(self) -> None:
+        """Stop the peer until ``release`` (see ``held``): outside its turns, it does nothing."""
+        hold(self.process.pid, group=True)
+
+    def release(self) -> None:
+        release(self.process.pid, group=True)
+
+    def run(self, label: str, instances: int, concurrency: int, offset: int, timeout: float) -> dict[str, Any]:
+        """One phase (or one chunk of it) on the peer; its ``phase_result``."""
+        assert self.process.stdin is not None
+        request = {"label": label, "instances": instances, "concurrency": concurrency, "offset": offset}
+        self.process.stdin.write((json.dumps(request) + "\n").encode())
+        self.process.stdin.flush()
+        return self._answer(timeout)
+
+    def _answer(self, timeout: float) -> dict[str, Any]:
+        """The next JSON line on the peer's stdout (other lines are skipped), within ``timeout`` seconds."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            line, newline, rest = self._pending.partition(b"\n")
+            if newline:
+                self._pending = rest
+                if line.startswith(b"{"):
+                    answer: dict[str, Any] = json.loads(line)
+                    return answer
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.module} gave no answer within {timeout:.0f} s")
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    code = self.process.wait()
+                    raise RuntimeError(f"{self.module} exited with code {code}")
+                self._pending += chunk
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close its stdin (it shuts down and exits), or kill it after ``timeout``."""
+        self.release()  # a held process cannot exit
+        with contextlib.suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
-    lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"{module} failed with exit code {process.returncode}")
-    result: dict[str, object] = json.loads(lines[-1])
-    return result
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()

@@ -362,9 +362,14 @@ def markdown(results: dict[str, Any]) -> str:
         "## W1: the ReserveTicket flow, devhost vs DBOS vs durabletask",
         "",
         f"{cfg['w1_instances']} flows one at a time, then {cfg['w1_instances']} with {cfg['concurrency']} concurrent"
-        " clients. \"start -> status visible\": from sending the start until a status read shows the discount;"
+        " clients."
+        + (f" The systems take turns in the same minutes of the machine, whose speed drifts by up to half within"
+           f" minutes: one at a time in {cfg['w1_rounds']} rounds (devhost's {cfg['w1_instances'] // cfg['w1_rounds']}"
+           " flows, then each peer's), with 32 clients each system's whole phase right after the other's; a system"
+           " whose turn it is not is stopped (SIGSTOP), idle polls and all." if cfg.get("w1_rounds", 1) > 1 else "")
+        + " \"start -> status visible\": from sending the start until a status read shows the discount;"
         " \"event raised -> Completed\": from sending `BookingConfirmed` until a read shows Completed."
-        f" Ratios: devhost divided by the peer (throughput above 1 = devhost faster; latency above 1 ="
+        " Ratios: devhost divided by the peer (throughput above 1 = devhost faster; latency above 1 ="
         " devhost slower).",
         *([f"Before the timed flows, {cfg['w1_warmup']} untimed flows ({cfg.get('warmup_concurrency', 8)} clients)"
            " run on a devhost of their own, so that Azurite is measured warm (a fresh Azurite spends up to twice"

@@ -187,15 +187,38 @@ async def run_pool(label: str, count: int, concurrency: int, time_cap: float,
     return results, errors, wall, capped
 
 
+def chunks(total: int, rounds: int) -> list[tuple[int, int]]:
+    """``total`` flows cut into ``rounds`` runs as even as can be: (first index, count) each, none empty."""
+    rounds = max(1, min(rounds, total))
+    return [(total * r // rounds, total * (r + 1) // rounds - total * r // rounds) for r in range(rounds)]
+
+
 async def w1_reserve_ticket(base: str, instances: int, concurrency: int, poll: float, time_cap: float,
-                            offset: int = 0) -> dict[str, Any]:
+                            offset: int = 0, rounds: int = 1, between: Callable[[int], None] | None = None
+                            ) -> dict[str, Any]:
+    """W1's flows on devhost. With ``rounds`` > 1 they run in that many chunks, and ``between(r)`` runs after
+    chunk r (the peers' turns, while devhost idles); the figures cover the chunks only, their walls added."""
+    label = f"devhost W1 {'one at a time' if concurrency == 1 else f'{concurrency} clients'}, {poll * 1000:g} ms polls"
     async with new_session(max(32, concurrency)) as session:
         client = Client(session, base)
-        timings, errors, wall, capped = await run_pool(
-            f"devhost W1 {'one at a time' if concurrency == 1 else f'{concurrency} clients'}, "
-            f"{poll * 1000:g} ms polls", instances,
-            concurrency, time_cap, lambda i: reserve_ticket_flow(client, f"user-{offset + i}", poll))
+        timings: list[FlowTiming] = []
+        errors: list[str] = []
+        wall = 0.0
+        capped = False
+        plan = chunks(instances, rounds)
+        for r, (first, count) in enumerate(plan):
+            done, failed, took, capped = await run_pool(
+                label if len(plan) == 1 else f"{label}, round {r + 1}/{len(plan)}", count, concurrency,
+                time_cap - wall, lambda i, first=first: reserve_ticket_flow(client, f"user-{offset + first + i}", poll))
+            timings += done
+            errors += failed
+            wall += took
+            if between is not None:
+                between(r)
+            if capped or len(errors) > 20:
+                break
         result = phase_result(timings, wall, concurrency, errors, capped)
+        result["chunks"] = len(plan)
         result["http_requests_per_s"] = round(client.requests / wall, 1)
         result["poll_interval_ms"] = poll * 1000
         result["request_latency"] = client.latency_summary()

@@ -1,4 +1,9 @@
-"""What the peer runners share: the flow's timing record, the phase loop and the JSON they print."""
+"""What the peer runners share: the flow's timing record, the phase loop, and how they take turns with devhost.
+
+A peer runner sets its system up, runs its untimed warm-up flows, prints one JSON line saying it is ready,
+then runs each phase the bench asks for on stdin (one JSON line each way) until stdin closes. The bench
+keeps it alive for all of W1, so that the systems can take turns in the same minutes of the machine.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +37,6 @@ class FlowTiming:
 
 def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--instances", type=int, default=500)
-    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--poll-ms", type=float, default=2.0)
     parser.add_argument("--time-cap", type=float, default=120.0, help="stop starting flows after this many s")
     parser.add_argument("--workdir", required=True)
@@ -96,6 +99,45 @@ def run_threaded_phase(label: str, flow: Callable[[int], FlowTiming], instances:
     wall = time.perf_counter() - began
     progress.close()
     return phase_result(timings, wall, concurrency, errors, capped)
+
+
+def merge_phases(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase's figures from the chunks it ran in (``phase_result`` dicts): flows pooled, walls added."""
+    latencies = {key: [ms / 1000.0 for part in parts for ms in part["samples_ms"][key]]
+                 for key in ("start_to_status", "event_to_completed")}
+    count = sum(part["instances"] for part in parts)
+    wall = sum(part["wall_s"] for part in parts)
+    counted = [(part["polls_per_flow"], part["instances"]) for part in parts if part.get("polls_per_flow") is not None]
+    polled = sum(n for _, n in counted)
+    return {
+        "concurrency": parts[0]["concurrency"],
+        "instances": count,
+        "wall_s": round(wall, 3),
+        "orchestrations_per_s": round(count / wall, 2) if wall > 0 else None,
+        "start_to_status": summary_ms(latencies["start_to_status"]),
+        "event_to_completed": summary_ms(latencies["event_to_completed"]),
+        "polls_per_flow": round(sum(p * n for p, n in counted) / polled, 1) if polled else None,
+        "samples_ms": {key: [ms for part in parts for ms in part["samples_ms"][key]] for key in latencies},
+        "errors": sum(part["errors"] for part in parts),
+        "first_errors": [e for part in parts for e in part["first_errors"]][:3],
+        "capped": any(part["capped"] for part in parts),
+        "chunks": len(parts),
+    }
+
+
+def serve(info: dict[str, Any], run_phase: Callable[[str, int, int, int], dict[str, Any]]) -> None:
+    """Say ready (with ``info``: name, version, setup), then run each phase asked for on stdin until it closes.
+
+    A request is ``{"label", "instances", "concurrency", "offset"}``; the answer is the phase's
+    ``phase_result``. ``run_phase(label, instances, concurrency, offset)`` runs one.
+    """
+    emit({"ready": True, **info})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        emit(run_phase(str(request["label"]), int(request["instances"]), int(request["concurrency"]),
+                       int(request["offset"])))
 
 
 def emit(result: dict[str, Any]) -> None:

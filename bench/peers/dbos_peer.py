@@ -2,7 +2,7 @@
 
 Workflow: step ``calculate_discount`` → ``set_event("status", {...discount})`` → ``recv("BookingConfirmed")``
 → return. Client (same process, as DBOS is a library): ``start_workflow``, ``get_event`` until the status
-is visible, ``send``, ``get_result``.
+is visible, ``send``, ``get_result``. Runs phases as the bench asks (``bench.peers.common.serve``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.peers.common import BOOKING_URL, FlowTiming, discount_for, emit, parse_args, run_threaded_phase
+from bench.peers.common import BOOKING_URL, FlowTiming, discount_for, parse_args, run_threaded_phase, serve
 
 
 def main() -> None:
@@ -64,24 +64,18 @@ def main() -> None:
         t2 = time.perf_counter()
         return FlowTiming(t1 - t0, t2 - t1)
 
+    def phase(label: str, instances: int, concurrency: int, offset: int) -> dict[str, Any]:
+        return run_threaded_phase(f"DBOS W1 {label}", flow, instances, concurrency, args.time_cap, offset)
+
     try:
         if args.warmup:
             run_threaded_phase("DBOS W1 warm-up (untimed)", flow, args.warmup, args.warmup_concurrency,
                                args.time_cap, 3_000_000)
-        serial = run_threaded_phase("DBOS W1 one at a time", flow, args.instances, 1, args.time_cap, 0)
-        concurrent = run_threaded_phase(f"DBOS W1 {args.concurrency} clients", flow, args.instances,
-                                        args.concurrency, args.time_cap, 1_000_000)
+        serve({"name": "DBOS", "version": metadata.version("dbos"),
+               "setup": f"SQLite system database (journal_mode={mode}), notification_listener_polling_interval_sec"
+                        "=0.01; workflows and client threads in one process"}, phase)
     finally:
         DBOS.destroy()
-    emit({
-        "name": "DBOS",
-        "version": metadata.version("dbos"),
-        "setup": f"SQLite system database (journal_mode={mode}), notification_listener_polling_interval_sec=0.01;"
-                 " workflows and client threads in one process",
-        "serial": serial,
-        "concurrent": concurrent,
-    })
-
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@
 ``AsyncTaskHubGrpcClient`` talk to it over loopback. The orchestration mirrors the app's: activity →
 ``set_custom_status`` → ``when_any(timer, wait_for_external_event)``. Client: schedule, poll
 ``get_orchestration_state`` until the custom status holds the discount, ``raise_orchestration_event``,
-``wait_for_orchestration_completion``. Nothing is stored durably, so this is an upper reference.
+``wait_for_orchestration_completion``. Nothing is stored durably, so this is an upper reference. Runs
+phases as the bench asks (``bench.peers.common.serve``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import timedelta
 from importlib import metadata
 from typing import Any
 
-from bench.peers.common import BOOKING_URL, FlowTiming, discount_for, emit, parse_args, phase_result
+from bench.peers.common import BOOKING_URL, FlowTiming, discount_for, parse_args, phase_result, serve
 from bench.stats import Progress
 
 
@@ -116,26 +117,21 @@ def main() -> None:
     worker.add_activity(calculate_discount)
     worker.start()
     poll = args.poll_ms / 1000.0
+
+    def phase(label: str, instances: int, concurrency: int, offset: int) -> dict[str, Any]:
+        return asyncio.run(run_phase(f"durabletask W1 {label}", address, instances, concurrency, poll,
+                                     args.time_cap, offset))
+
     try:
         if args.warmup:
             asyncio.run(run_phase("durabletask W1 warm-up (untimed)", address, args.warmup, args.warmup_concurrency,
                                   poll, args.time_cap, 3_000_000))
-        serial = asyncio.run(run_phase("durabletask W1 one at a time", address, args.instances, 1, poll,
-                                       args.time_cap, 0))
-        concurrent = asyncio.run(run_phase(f"durabletask W1 {args.concurrency} clients", address, args.instances,
-                                           args.concurrency, poll, args.time_cap, 1_000_000))
+        serve({"name": "durabletask", "version": metadata.version("durabletask"),
+               "setup": "durabletask.testing in-memory backend (gRPC on loopback), worker and asyncio client in one"
+                        f" process; status polled every {args.poll_ms:g} ms; no persistence"}, phase)
     finally:
         worker.stop()
         backend.stop()
-    emit({
-        "name": "durabletask",
-        "version": metadata.version("durabletask"),
-        "setup": "durabletask.testing in-memory backend (gRPC on loopback), worker and asyncio client in one "
-                 f"process; status polled every {args.poll_ms:g} ms; no persistence",
-        "serial": serial,
-        "concurrent": concurrent,
-    })
-
 
 if __name__ == "__main__":
     main()

@@ -77,6 +77,7 @@ class Engine:
         self.buffered = 0
         self.drained = asyncio.Event()
         self.wake: dict[str, asyncio.Event] = {}
+        self.poll_slots: dict[str, float] = {}  # each queue's idle polls' place in the interval, 0 <= slot < 1
         self.tasks: list[asyncio.Task[None]] = []
         self.inflight: set[asyncio.Future[None]] = set()
         self.orchestration_slots = asyncio.Semaphore(settings.max_concurrent_orchestrations)
@@ -98,6 +99,7 @@ class Engine:
     async def start(self) -> None:
         queues = [*self.hub.control_queue_names, self.hub.work_item_queue_name]
         self.wake = {q: asyncio.Event() for q in queues}
+        self.poll_slots = {q: i / len(queues) for i, q in enumerate(queues)}
         for queue in self.hub.control_queue_names:
             self.tasks.append(asyncio.create_task(self._poll_control(queue), name=f"poll {queue}"))
         self.tasks.extend(self.activities.tasks(self.wake[self.hub.work_item_queue_name]))
@@ -218,8 +220,17 @@ class Engine:
             callback()
 
     async def _wait_for_wake(self, queue: str) -> None:
+        """Wait until woken for ``queue`` or until its next idle poll is due, at most the polling interval.
+
+        Idle polls keep to a grid, each queue in its own slot of the interval: pollers started together
+        would otherwise stay in step and put all their calls on Azurite at once, every interval, in front of
+        whatever call an instance is waiting for.
+        """
+        interval = self.settings.max_queue_polling_interval
+        offset = self.poll_slots.get(queue, 0.0) * interval
+        due = interval - (asyncio.get_running_loop().time() - offset) % interval
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake[queue].wait(), self.settings.max_queue_polling_interval)
+            await asyncio.wait_for(self.wake[queue].wait(), due)
 
     # -- orchestrations ------------------------------------------------------------------------------
     async def _receive(self, queue: str, count: int, visibility: float) -> list[ReceivedMessage] | None:

@@ -181,7 +181,9 @@ def machine_info(argv: Sequence[str]) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "git_commit": _run(["git", "rev-parse", "--short=12", "HEAD"]) or "unknown",
-        "git_dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no"])),
+        # the bench's own outputs (and the baseline it reads) do not make the measured code dirty
+        "git_dirty": bool(_run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!bench/results", ":!docs/benchmarks.md"])),
         "versions": versions,
         "loadavg_before": round(os.getloadavg()[0], 2),
     }

@@ -270,8 +270,10 @@ class Run:
                         with meter.paused(), launcher.held(host.pid):
                             peers_turn(r)
 
+                    turns = bool(self.peers)  # alone, devhost runs its flows in one go
                     out["serial"] = asyncio.run(workloads.w1_reserve_ticket(
-                        host.base_url, c.w1_instances, 1, c.poll_ms / 1000, c.w1_time_cap_s, 0, len(plan), between))
+                        host.base_url, c.w1_instances, 1, c.poll_ms / 1000, c.w1_time_cap_s, 0,
+                        len(plan) if turns else 1, between if turns else None))
             else:
                 for r in range(len(plan)):
                     peers_turn(r)

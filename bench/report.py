@@ -366,7 +366,8 @@ def markdown(results: dict[str, Any]) -> str:
         + (f" The systems take turns in the same minutes of the machine, whose speed drifts by up to half within"
            f" minutes: one at a time in {cfg['w1_rounds']} rounds (devhost's {cfg['w1_instances'] // cfg['w1_rounds']}"
            " flows, then each peer's), with 32 clients each system's whole phase right after the other's; a system"
-           " whose turn it is not is stopped (SIGSTOP), idle polls and all." if cfg.get("w1_rounds", 1) > 1 else "")
+           " whose turn it is not is stopped (SIGSTOP), idle polls and all."
+           if cfg.get("w1_rounds", 1) > 1 and peers else "")
         + " \"start -> status visible\": from sending the start until a status read shows the discount;"
         " \"event raised -> Completed\": from sending `BookingConfirmed` until a read shows Completed."
         " Ratios: devhost divided by the peer (throughput above 1 = devhost faster; latency above 1 ="

@@ -261,25 +261,23 @@ class Run:
                 for key in list(self.peers):
                     self._peer_turn(key, "serial", "one at a time", count, 1, first)
 
-            if on_devhost:
-                with self.devhost("w1s", profile=self.profile) as host:
-                    meter = self.meter
-                    assert meter is not None
-
-                    def between(r: int) -> None:
-                        with meter.paused(), launcher.held(host.pid):
-                            peers_turn(r)
-
-                    turns = bool(self.peers)  # alone, devhost runs its flows in one go
-                    out["serial"] = asyncio.run(workloads.w1_reserve_ticket(
-                        host.base_url, c.w1_instances, 1, c.poll_ms / 1000, c.w1_time_cap_s, 0,
-                        len(plan) if turns else 1, between if turns else None))
-            else:
+            if not on_devhost:
                 for r in range(len(plan)):
                     peers_turn(r)
-            if not on_devhost:
                 self._peers_concurrent()
                 return
+            with self.devhost("w1s", profile=self.profile) as host:
+                meter = self.meter
+                assert meter is not None
+
+                def between(r: int) -> None:
+                    with meter.paused(), launcher.held(host.pid):
+                        peers_turn(r)
+
+                turns = bool(self.peers)  # alone, devhost runs its flows in one go
+                out["serial"] = asyncio.run(workloads.w1_reserve_ticket(
+                    host.base_url, c.w1_instances, 1, c.poll_ms / 1000, c.w1_time_cap_s, 0,
+                    len(plan) if turns else 1, between if turns else None))
             phases = [("concurrent", "w1c", c.concurrency, c.poll_ms, 1_000_000)]
             if not self.profile:
                 phases.append(("concurrent_relaxed", "w1r", c.concurrency, c.relaxed_poll_ms, 2_000_000))

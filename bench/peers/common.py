@@ -103,26 +103,17 @@ def run_threaded_phase(label: str, flow: Callable[[int], FlowTiming], instances:
 
 def merge_phases(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One phase's figures from the chunks it ran in (``phase_result`` dicts): flows pooled, walls added."""
-    latencies = {key: [ms / 1000.0 for part in parts for ms in part["samples_ms"][key]]
-                 for key in ("start_to_status", "event_to_completed")}
-    count = sum(part["instances"] for part in parts)
-    wall = sum(part["wall_s"] for part in parts)
+    samples = [zip(part["samples_ms"]["start_to_status"], part["samples_ms"]["event_to_completed"], strict=True)
+               for part in parts]
+    timings = [FlowTiming(status / 1000.0, completed / 1000.0) for chunk in samples for status, completed in chunk]
+    merged = phase_result(timings, sum(part["wall_s"] for part in parts), parts[0]["concurrency"],
+                          [e for part in parts for e in part["first_errors"]], any(part["capped"] for part in parts))
     counted = [(part["polls_per_flow"], part["instances"]) for part in parts if part.get("polls_per_flow") is not None]
     polled = sum(n for _, n in counted)
-    return {
-        "concurrency": parts[0]["concurrency"],
-        "instances": count,
-        "wall_s": round(wall, 3),
-        "orchestrations_per_s": round(count / wall, 2) if wall > 0 else None,
-        "start_to_status": summary_ms(latencies["start_to_status"]),
-        "event_to_completed": summary_ms(latencies["event_to_completed"]),
-        "polls_per_flow": round(sum(p * n for p, n in counted) / polled, 1) if polled else None,
-        "samples_ms": {key: [ms for part in parts for ms in part["samples_ms"][key]] for key in latencies},
-        "errors": sum(part["errors"] for part in parts),
-        "first_errors": [e for part in parts for e in part["first_errors"]][:3],
-        "capped": any(part["capped"] for part in parts),
-        "chunks": len(parts),
-    }
+    merged["polls_per_flow"] = round(sum(p * n for p, n in counted) / polled, 1) if polled else None
+    merged["errors"] = sum(part["errors"] for part in parts)
+    merged["chunks"] = len(parts)
+    return merged
 
 
 def serve(info: dict[str, Any], run_phase: Callable[[str, int, int, int], dict[str, Any]]) -> None:

@@ -35,6 +35,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "in-process": {"DEVHOST_EVENT_LOOP": "asyncio", "DEVHOST_RUN_AHEAD_MS": "0"},
     "no-run-ahead": {"DEVHOST_RUN_AHEAD_MS": "0"},
     "sdk-as-is": {"DEVHOST_SDK_SPEEDUPS": "0"},
+    "gc-as-is": {"DEVHOST_GC_FREEZE": "0"},
     "default": {},
 }
 

@@ -24,6 +24,7 @@ from devhost.azurite_supervisor import AzuriteSupervisor
 from devhost.config import HostConfig
 from devhost.event_loop import loop_factory
 from devhost.file_watcher import watch
+from devhost.heap import freeze_startup_heap
 from devhost.http.access import AccessControl
 from devhost.http.cors import CorsPolicy
 from devhost.http.loopback import install_for_sdk
@@ -317,9 +318,16 @@ def run(config: HostConfig, *, hosts: Sequence[str] | None = None,
             restarting = True
             host.request_stop()
 
+        def started(running: Host) -> None:
+            frozen = freeze_startup_heap()
+            if frozen:
+                log.debug("Start-up heap frozen: %d objects kept out of full collections", frozen)
+            if on_started is not None:
+                on_started(running)
+
         watcher = asyncio.ensure_future(watch(config.app_dir, on_change)) if restart is not None else None
         try:
-            await host.serve_forever(on_started)
+            await host.serve_forever(started)
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -83,6 +83,7 @@ def azurites() -> Iterator[tuple[AzuriteProcess, AzuriteProcess]]:
 def test_session_azurite_is_tuned(azurite: AzuriteProcess) -> None:
     log = azurite.log_path.read_text(errors="replace")
     assert azurite_tuning.APPLIED_LINE in log
+    assert azurite_tuning.APPENDS_LINE in log
     assert "applicationinsights loads at its first use" in log
 
 
@@ -133,7 +134,8 @@ async def queue_calls(queues: list[QueueEndpoint], rng: random.Random, out: Tran
         op = rng.random()
         try:
             if op < 0.35:
-                text = f"m{n}"
+                # Some texts of many UTF-8 bytes (up to about 48 KiB), written to the extent files alike.
+                text = f"m{n}" if rng.random() < 0.8 else f"m{n}-" + "é€😀" * rng.choice((5, 4000))
                 await rest.put_message(queue, text, rng.choice((0, 0, 0, HOUR)))
                 by_text_queue[text] = queue
                 out.add("put", queue.url[-12:], text)
@@ -281,6 +283,7 @@ def test_tuned_and_untuned_azurite_answer_alike(azurites: tuple[AzuriteProcess, 
     hub_name = f"tune{uuid.uuid4().hex[:8]}"
     assert azurite_tuning.APPLIED_LINE in tuned.log_path.read_text(errors="replace")
     assert azurite_tuning.APPLIED_LINE not in untuned.log_path.read_text(errors="replace")
+    assert azurite_tuning.APPENDS_LINE in tuned.log_path.read_text(errors="replace")
     first = asyncio.run(both(azurites, hub_name, 7, True))
     assert first[0] == first[1]
     assert any(line[0] == "error" for line in first[0])  # stale receipts were refused alike

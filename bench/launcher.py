@@ -45,7 +45,8 @@ def environment(settings: dict[str, str]) -> Iterator[None]:
 
 
 def start_azurite() -> AzuriteProcess:
-    """Azurite on free ports with a temporary on-disk location (disk mode: see the toolchain notes)."""
+    """Azurite on free ports in its disk mode (see the toolchain notes), its location a temporary folder on tmpfs
+    where there is one (``devhost.azurite.start_temporary_azurite``)."""
     return start_temporary_azurite(search_from=PROJECT_ROOT)
 
 

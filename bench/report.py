@@ -353,11 +353,11 @@ def markdown(results: dict[str, Any]) -> str:
         " (anything well above 0 means other processes shared the 2 cores: figures are then pessimistic)",
         f"- Python {meta['python']}; {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}",
         "",
-        "Everything runs on this one machine: Azurite (one Node process, on-disk `--location` in a temporary folder,"
-        " free ports), devhost (`python -m devhost start`, a fresh task hub for each workload), the bench client"
-        " (aiohttp, its own process) and the peers (each in its own process). devhost is driven over HTTP only:"
-        " the app's `POST /api/orchestrators/ReserveTicket` to start, the built-in"
-        " `/runtime/webhooks/durabletask/instances/{id}` to read status and raise events.",
+        "Everything runs on this one machine: Azurite (one Node process in its disk mode, `--location` in a temporary"
+        " folder, on tmpfs (`/dev/shm`) where there is one, free ports), devhost (`python -m devhost start`, a fresh"
+        " task hub for each workload), the bench client (aiohttp, its own process) and the peers (each in its own"
+        " process). devhost is driven over HTTP only: the app's `POST /api/orchestrators/ReserveTicket` to start,"
+        " the built-in `/runtime/webhooks/durabletask/instances/{id}` to read status and raise events.",
         "",
         "## W1: the ReserveTicket flow, devhost vs DBOS vs durabletask",
         "",

@@ -3,7 +3,7 @@
 ``python -m bench.storage_calls_cost [--calls N] [--repeats R] [--backlog M] [--rows K] [--only KINDS]
 [--variant NAME:KEY=VALUE;...]``
 
-Starts a temporary Azurite (``bench.launcher.start_azurite``: as devhost starts it, on-disk location),
+Starts a temporary Azurite (``bench.launcher.start_azurite``: as devhost starts it, in its disk mode),
 opens a task hub on it as devhost does (its transport, its codec, its event loop) and makes N calls of
 each kind one after another, through the hub's own methods with W1-sized payloads:
 

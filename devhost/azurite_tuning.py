@@ -25,10 +25,11 @@ leaves its timer message in a control queue, and every instance adds history row
 - *Appends.* Azurite writes each queue message to an extent file through a write stream: the write on
   libuv's thread pool, then an ``fdatasync`` there, and only then the reply. Each of those is a trip to
   a pool thread and back, which on a busy machine means waiting for a core twice per put, and the sync
-  waits for the disk besides (0.3 ms at the median and 4.5 ms at p99 on an ext4 disk here). A put is
-  the costliest call on ReserveTicket's way to its custom status, and it makes two. The fix writes
-  small appends (a buffer of at most 256 KiB: every queue message) in place with ``writeSync`` and
-  leaves out the sync; larger or streamed appends (blob uploads) keep the stream, without the sync.
+  waits for the disk besides (0.3 ms at the median and 4.5 ms at p99 on the ext4 virtual disk of the
+  machine the benchmarks ran on). A put is the costliest call on ReserveTicket's way to its custom
+  status, and it makes two. The fix writes small appends (a buffer of at most 256 KiB: every queue
+  message) in place with ``writeSync`` and leaves out the sync; larger or streamed appends (blob
+  uploads) keep the stream, without the sync.
   The bytes and the files are the same. The sync bought no durability: Azurite keeps each message's
   record (which extent, where) in LokiJS, in memory, and saves it every 5 s with neither fsync nor
   fdatasync, so a message put less than 5 s before a crash is lost with or without its bytes on disk.

@@ -134,7 +134,7 @@ async def queue_calls(queues: list[QueueEndpoint], rng: random.Random, out: Tran
         op = rng.random()
         try:
             if op < 0.35:
-                # Some texts of many UTF-8 bytes (up to about 48 KiB), written to the extent files alike.
+                # Some texts of many UTF-8 bytes (up to about 35 KiB), written to the extent files alike.
                 text = f"m{n}" if rng.random() < 0.8 else f"m{n}-" + "é€😀" * rng.choice((5, 4000))
                 await rest.put_message(queue, text, rng.choice((0, 0, 0, HOUR)))
                 by_text_queue[text] = queue

@@ -221,6 +221,12 @@ deferTelemetryLibrary();
 
 try {
   const source = azuriteSource();
+  try {  // apart from the LokiJS fixes: either may find Azurite not as it expects and leave only its part
+    tuneAppends(require(path.join(source, 'common', 'persistence', 'FSExtentStore.js')).default,
+                require(path.join(source, 'common', 'utils', 'BufferStream.js')).default);
+  } catch (error) {
+    note('extent appends left as they are: ' + (error && error.message));
+  }
   const Loki = require(require.resolve('lokijs', { paths: [source] }));
   const Collection = Loki.Collection;
   const Store = require(path.join(source, 'queue', 'persistence', 'LokiQueueMetadataStore.js')).default;
@@ -248,13 +254,6 @@ try {
   note('not applied: ' + (error && error.message));
 }
 
-try {
-  const source = azuriteSource();
-  tuneAppends(require(path.join(source, 'common', 'persistence', 'FSExtentStore.js')).default,
-              require(path.join(source, 'common', 'utils', 'BufferStream.js')).default);
-} catch (error) {
-  note('extent appends left as they are: ' + (error && error.message));
-}
 """
 
 

@@ -96,8 +96,11 @@ const APPLIED = 'applied (queue index upkeep and expiry scans, entity look-ups)'
 const MESSAGE_INDICES = ['accountName', 'queueName', 'messageId', 'visibleTime'];
 const SHORT_UPDATE = 32;
 
+// Marks kept apart from the objects: an own property of a collection would be saved with it.
+const tunedCollections = new WeakSet();
+
 function tuneMessages(coll) {
-  if (!coll || coll.__devhostTuned) return false;
+  if (!coll || tunedCollections.has(coll)) return false;
   const indices = Object.keys(coll.binaryIndices || {});
   // Updating documents one at a time is right only while no indexed field is changed in place.
   if (!indices.every((name) => MESSAGE_INDICES.includes(name)) || coll.adaptiveBinaryIndices !== true ||
@@ -119,7 +122,7 @@ function tuneMessages(coll) {
     }
     return update.apply(this, arguments);
   };
-  coll.__devhostTuned = true;
+  tunedCollections.add(coll);
   return true;
 }
 

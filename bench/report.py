@@ -380,8 +380,9 @@ def markdown(results: dict[str, Any]) -> str:
         md_table(W1_HEADERS, w1_rows(results)),
         "",
         f"Polling: the devhost client reads the status every {cfg['poll_ms']:g} ms, and so does the durabletask"
-        " client while waiting for the custom status (it then waits for completion with"
-        " `wait_for_orchestration_completion`, a server-side wait); DBOS's client blocks in `get_event` and"
+        " client, for the custom status and then for completion (its backend's server-side wait,"
+        " `wait_for_orchestration_completion`, holds one of the backend's 10 gRPC threads per waiting flow and"
+        " stalls it with 32 clients on a slow machine); DBOS's client blocks in `get_event` and"
         " `get_result`, which poll its SQLite database every 10 ms. Polling loads the host: devhost answered"
         f" {_fmt(w1s.get('http_requests_per_s'))} HTTP requests/s one at a time"
         f" ({_fmt(w1s.get('polls_per_flow'))} status reads per flow) and"

@@ -173,7 +173,6 @@ function tuneExpiry(Store, Loki) {
 // writes rs to ws, fdatasyncs fd when it is a number and resolves with the byte count: handed no fd it
 // does not sync, and a buffer's bytes go to fd with writeSync, ws (opened on fd, autoClose off) unused.
 const SMALL_CHUNK = 256 * 1024;
-const READS_LINE = 'extent reads of small chunks made in place';
 
 function tuneAppends(Extents, BufferStream) {
   const pipe = Extents && Extents.prototype.streamPipe;
@@ -202,6 +201,8 @@ function tuneAppends(Extents, BufferStream) {
 // chunk's bytes, which createReadStream reads with an open, a read and a close on libuv's thread pool; a
 // chunk of at most SMALL_CHUNK bytes is read here with readSync and handed over as a BufferStream. A zero
 // extent, a larger chunk or any failure (a missing file) takes Azurite's own path, and so its answer.
+const READS_LINE = 'extent reads of small chunks made in place';
+
 function tuneReads(Extents, BufferStream, zeroExtent) {
   const read = Extents && Extents.prototype.readExtent;
   const text = typeof read === 'function' ? read.toString() : '';
@@ -280,8 +281,12 @@ try {
     const Extents = require(path.join(source, 'common', 'persistence', 'FSExtentStore.js')).default;
     const BufferStream = require(path.join(source, 'common', 'utils', 'BufferStream.js')).default;
     tuneAppends(Extents, BufferStream);
-    tuneReads(Extents, BufferStream,
-              require(path.join(source, 'blob', 'persistence', 'IBlobMetadataStore.js')).ZERO_EXTENT_ID);
+    try {
+      tuneReads(Extents, BufferStream,
+                require(path.join(source, 'blob', 'persistence', 'IBlobMetadataStore.js')).ZERO_EXTENT_ID);
+    } catch (error) {
+      note('extent reads left as they are: ' + (error && error.message));
+    }
   } catch (error) {
     note('extent appends and reads left as they are: ' + (error && error.message));
   }

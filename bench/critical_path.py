@@ -18,7 +18,10 @@ latencies lands in one step of the chain that produced it:
 
 Each step is printed with its p50 and p90 over the flows and whose time it is (client, devhost or
 Azurite: a storage call's span runs from devhost sending it to the whole reply, so it is mostly
-Azurite's CPU on this machine). The p50s of the steps need not add up to the p50 of the whole.
+Azurite's CPU on this machine). The p50s of the steps need not add up to the p50 of the whole. For the
+tail, each step's mean is also printed over the middle flows (the 30th to the 70th percentile of that
+latency) and over the slowest tenth: those means do add up, so the difference says which steps the
+slow flows lose their time in.
 """
 
 from __future__ import annotations
@@ -111,15 +114,27 @@ def summarize(flows: Sequence[FlowMarks], all_spans: Sequence[Span]) -> dict[str
     totals = {START: [(f.visible - f.start_sent) * 1000 for f in flows],
               EVENT: [(f.completed - f.visible) * 1000 for f in flows]}
     out: dict[str, Any] = {"flows": len(flows), "flows_with_spans": len(rows), "steps": [], "totals": {}}
+    middle, slowest = {}, {}
+    for path in (START, EVENT):
+        path_steps = [step.name for step in STEPS if step.path == path]
+        ordered = sorted(rows, key=lambda r: sum(r[name] for name in path_steps))
+        middle[path] = ordered[int(len(ordered) * 0.3):int(len(ordered) * 0.7)]
+        slowest[path] = ordered[int(len(ordered) * 0.9):]
     for step in STEPS:
         values = [r[step.name] for r in rows]
         out["steps"].append({"step": step.name, "path": step.path, "owner": step.owner,
-                             "p50_ms": _pct(values, 50), "p90_ms": _pct(values, 90)})
+                             "p50_ms": _pct(values, 50), "p90_ms": _pct(values, 90),
+                             "middle_mean_ms": _mean([r[step.name] for r in middle[step.path]]),
+                             "slowest_tenth_mean_ms": _mean([r[step.name] for r in slowest[step.path]])})
     for path, values in totals.items():
         owners = {owner: sum(s["p50_ms"] for s in out["steps"] if s["path"] == path and s["owner"] == owner)
                   for owner in (CLIENT, DEVHOST, AZURITE)}
         out["totals"][path] = {"p50_ms": _pct(values, 50), "p90_ms": _pct(values, 90), "p50_by_owner": owners}
     return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
 
 
 def _pct(values: Sequence[float], pct: int) -> float:
@@ -135,12 +150,15 @@ def render(summary: dict[str, Any]) -> str:
         total = summary["totals"][path]
         lines.append("")
         lines.append(f"{path}: p50 {total['p50_ms']:.1f} ms, p90 {total['p90_ms']:.1f} ms")
-        lines.append(f"  {'step':<58} {'whose':<8} {'p50 ms':>7} {'p90 ms':>7}")
+        lines.append(f"  {'step':<58} {'whose':<8} {'p50 ms':>7} {'p90 ms':>7} {'middle':>7} {'slowest':>7}")
         for step in summary["steps"]:
             if step["path"] == path:
-                lines.append(f"  {step['step']:<58} {step['owner']:<8} {step['p50_ms']:7.2f} {step['p90_ms']:7.2f}")
+                lines.append(f"  {step['step']:<58} {step['owner']:<8} {step['p50_ms']:7.2f} {step['p90_ms']:7.2f}"
+                             f" {step['middle_mean_ms']:7.2f} {step['slowest_tenth_mean_ms']:7.2f}")
         owners = ", ".join(f"{owner} {ms:.1f}" for owner, ms in total["p50_by_owner"].items())
         lines.append(f"  sum of the step p50s by whose time it is (ms): {owners}")
+        lines.append("  middle, slowest: each step's mean over the flows from the 30th to the 70th percentile of"
+                     " this latency, and over its slowest tenth")
     return "\n".join(lines)
 
 

@@ -17,26 +17,28 @@ from tests.hosts import launch_host, stop_host
 MS = 0.001
 
 
-def synthetic_flow() -> tuple[FlowMarks, list[Span]]:
-    """One flow whose every step takes a known number of milliseconds."""
-    flow = FlowMarks(start_sent=100.0, start_answered=100.010, visible=100.030, raise_answered=100.040,
-                     completed=100.045, polls=3)
-    at = 100.0
+def synthetic_flow(at: float = 100.0, late_ms: float = 0.0) -> tuple[FlowMarks, list[Span]]:
+    """One flow whose every step takes a known number of milliseconds, ``late_ms`` more before its history batch."""
+
+    def t(ms: float) -> float:
+        return at + (ms + (late_ms if ms >= 15 else 0.0)) * MS
+
+    flow = FlowMarks(start_sent=at, start_answered=t(10), visible=t(30), raise_answered=t(40), completed=t(45),
+                     polls=3)
     recorded: list[Span] = [
-        (at + 1 * MS, at + 10 * MS, "request", "POST /api/orchestrators/ReserveTicket"),
-        (at + 3 * MS, at + 9 * MS, "request", "POST /durabletask/orchestrators/ReserveTicket"),
-        (at + 4 * MS, at + 5 * MS, "storage", "queue put (control) hub-control-00/messages"),
-        (at + 6 * MS, at + 25 * MS, "episode", "i1"),
-        (at + 10 * MS, at + 25 * MS, "commit", "i1"),
-        (at + 10.5 * MS, at + 14 * MS, "storage", "queue put (control) hub-control-00/messages"),
-        (at + 15 * MS, at + 20 * MS, "storage", "table batch $batch"),
-        (at + 21 * MS, at + 24 * MS, "storage", "table merge hubInstances(PartitionKey='i1')"),
-        (at + 27 * MS, at + 27.5 * MS, "request", "GET /runtime/webhooks/durabletask/instances/i1"),
-        (at + 31 * MS, at + 39 * MS, "request",
-         "POST /runtime/webhooks/durabletask/instances/i1/raiseEvent/BookingConfirmed"),
-        (at + 32 * MS, at + 40 * MS, "episode", "i1"),
-        (at + 34 * MS, at + 40 * MS, "commit", "i1"),
-        (at + 34.5 * MS, at + 38 * MS, "storage", "table batch $batch"),
+        (t(1), t(10), "request", "POST /api/orchestrators/ReserveTicket"),
+        (t(3), t(9), "request", "POST /durabletask/orchestrators/ReserveTicket"),
+        (t(4), t(5), "storage", "queue put (control) hub-control-00/messages"),
+        (t(6), t(25), "episode", "i1"),
+        (t(10), t(25), "commit", "i1"),
+        (t(10.5), t(14), "storage", "queue put (control) hub-control-00/messages"),
+        (t(15), t(20), "storage", "table batch $batch"),
+        (t(21), t(24), "storage", "table merge hubInstances(PartitionKey='i1')"),
+        (t(27), t(27.5), "request", "GET /runtime/webhooks/durabletask/instances/i1"),
+        (t(31), t(39), "request", "POST /runtime/webhooks/durabletask/instances/i1/raiseEvent/BookingConfirmed"),
+        (t(32), t(40), "episode", "i1"),
+        (t(34), t(40), "commit", "i1"),
+        (t(34.5), t(38), "storage", "table batch $batch"),
     ]
     return flow, recorded
 
@@ -72,6 +74,23 @@ def test_the_summary_adds_the_steps_by_whose_time_they_are() -> None:
     assert summary["totals"][START]["p50_by_owner"] == pytest.approx({CLIENT: 10.0, DEVHOST: 10.0, AZURITE: 10.0})
     assert summary["totals"][EVENT]["p50_by_owner"] == pytest.approx({CLIENT: 7.0, DEVHOST: 4.5, AZURITE: 3.5})
     assert "start -> visible: p50 30.0 ms" in critical_path.render(summary)
+
+
+def test_the_slowest_tenth_shows_the_step_its_flows_lose_time_in() -> None:
+    """One flow in ten is 10 ms late in its TimerFired put: that step's slowest-tenth mean is 10 ms above the middle."""
+    flows: list[FlowMarks] = []
+    recorded: list[Span] = []
+    for i in range(10):
+        flow, spans_of_flow = synthetic_flow(at=100.0 + i, late_ms=10.0 if i == 3 else 0.0)
+        flows.append(flow)
+        recorded.extend(spans_of_flow)
+    summary = critical_path.summarize(flows, sorted(recorded))
+    by_name = {step["step"]: step for step in summary["steps"]}
+    put = by_name["commit until its messages are stored (TimerFired put)"]
+    assert (put["middle_mean_ms"], put["slowest_tenth_mean_ms"]) == pytest.approx((5.0, 15.0))
+    batch = by_name["history batch (episodes 1-2, custom status)"]
+    assert (batch["middle_mean_ms"], batch["slowest_tenth_mean_ms"]) == pytest.approx((5.0, 5.0))
+    assert "slowest" in critical_path.render(summary)
 
 
 @pytest.mark.e2e

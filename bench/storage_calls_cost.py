@@ -1,7 +1,7 @@
 """What each kind of storage call devhost makes costs, and how that grows with what Azurite holds.
 
 ``python -m bench.storage_calls_cost [--calls N] [--repeats R] [--backlog M] [--rows K] [--only KINDS]
-[--variant NAME:KEY=VALUE;...]``
+[--variant NAME:KEY=VALUE;...] [--gap-ms G]``
 
 Starts a temporary Azurite (``bench.launcher.start_azurite``: as devhost starts it, in its disk mode),
 opens a task hub on it as devhost does (its transport, its codec, its event loop) and makes N calls of
@@ -22,6 +22,10 @@ the tables, to show what grows with what Azurite holds.
 with the default ones kind by kind (so machine load hits both alike): ``untuned:DEVHOST_AZURITE_TUNING=0``
 compares with Azurite without devhost's fixes (``devhost/azurite_tuning.py``),
 ``aiohttp:DEVHOST_STORAGE_CLIENT=aiohttp`` with the hub's calls on aiohttp instead of its own client.
+
+``--gap-ms`` leaves G idle milliseconds before each timed call. Back to back, each call finds the cores
+warm; in W1 one at a time, every call comes after a moment in which its process waited, and on these
+virtual machines a core that has been idle for a millisecond or more runs the next work slower.
 
 Sequential on purpose: it isolates each side's cost per call. The figures are for comparing forms of a
 call or ways of starting Azurite on this machine, not absolute truths.
@@ -113,10 +117,11 @@ class Bench:
     backlog of the second condition waits in the second control queue.
     """
 
-    def __init__(self, hub: AzureStorageTaskHub, azurite_pid: int, calls: int) -> None:
+    def __init__(self, hub: AzureStorageTaskHub, azurite_pid: int, calls: int, gap: float = 0.0) -> None:
         self.hub = hub
         self.pid = azurite_pid
         self.calls = calls
+        self.gap = gap  # seconds of idle before each timed call
         self.control, self.backlog_queue = hub.control_queue_names[:2]
         self.work_items = hub.work_item_queue_name
 
@@ -130,6 +135,8 @@ class Bench:
         azurite0 = cpu_seconds(self.pid)
         client0 = time.process_time()
         for i in range(self.calls):
+            if self.gap:
+                await asyncio.sleep(self.gap)
             began = time.perf_counter()
             await call(i)
             latencies.append(time.perf_counter() - began)
@@ -296,7 +303,7 @@ Results = dict[str, dict[str, dict[str, dict[str, float]]]]  # condition -> kind
 
 
 async def run(variants: list[Variant], calls: int, repeats: int, backlog: int, rows: int,
-              only: set[str]) -> Results:
+              only: set[str], gap: float = 0.0) -> Results:
     """Every kind on every variant, the variants interleaved call kind by call kind (load hits all alike)."""
     results: Results = {}
     try:
@@ -306,7 +313,7 @@ async def run(variants: list[Variant], calls: int, repeats: int, backlog: int, r
                 variant.hub = AzureStorageTaskHub(variant.azurite.connection_string, f"cost{uuid.uuid4().hex[:8]}",
                                                   2)
             await variant.hub.create_if_not_exists()
-            variant.bench = Bench(variant.hub, variant.azurite.process.pid, calls)
+            variant.bench = Bench(variant.hub, variant.azurite.process.pid, calls, gap)
         conditions = [("empty", 0, 0)]
         if backlog or rows:
             conditions.append((f"{backlog} invisible messages, {rows} more rows", backlog, rows))
@@ -366,6 +373,8 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE;...",
                         help="also an Azurite started with these environment settings, e.g. "
                              "untuned:DEVHOST_AZURITE_TUNING=0 (repeatable)")
+    parser.add_argument("--gap-ms", type=float, default=0.0,
+                        help="idle milliseconds before each timed call (W1's calls come after idle moments)")
     parser.add_argument("--json", default="", help="also write the figures to this file")
     args = parser.parse_args()
     variants = [Variant("devhost", {}), *(_variant(v) for v in args.variant)]
@@ -375,7 +384,8 @@ def main() -> None:
         only = {o.strip() for o in args.only.split(",") if o.strip()}
         # devhost's own event loop (uvloop when installed): the client CPU per call is devhost's.
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            results = runner.run(run(variants, args.calls, args.repeats, args.backlog, args.rows, only))
+            results = runner.run(run(variants, args.calls, args.repeats, args.backlog, args.rows, only,
+                                         args.gap_ms / 1000))
     finally:
         for variant in variants:
             if variant.azurite is not None:

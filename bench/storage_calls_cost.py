@@ -25,7 +25,7 @@ compares with Azurite without devhost's fixes (``devhost/azurite_tuning.py``),
 
 ``--gap-ms`` leaves G idle milliseconds before each timed call. Back to back, each call finds the cores
 warm; in W1 one at a time, every call comes after a moment in which its process waited, and on these
-virtual machines a core that has been idle for a millisecond or more runs the next work slower.
+virtual machines a core that has been idle for a millisecond or two runs the next work slower.
 
 Sequential on purpose: it isolates each side's cost per call. The figures are for comparing forms of a
 call or ways of starting Azurite on this machine, not absolute truths.
@@ -133,14 +133,14 @@ class Bench:
         await call(-1)  # warm-up: first use of a path, connection set-up
         latencies: list[float] = []
         azurite0 = cpu_seconds(self.pid)
-        client0 = time.process_time()
+        client = 0.0
         for i in range(self.calls):
             if self.gap:
                 await asyncio.sleep(self.gap)
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()  # the sleep's own CPU is not the call's
             await call(i)
+            client += time.process_time() - cpu
             latencies.append(time.perf_counter() - began)
-        client = time.process_time() - client0
         azurite = cpu_seconds(self.pid) - azurite0
         figures.p50_ms.append(statistics.median(latencies) * 1000)
         figures.client_ms.append(client * 1000 / self.calls)

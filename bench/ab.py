@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "no-run-ahead": {"DEVHOST_RUN_AHEAD_MS": "0"},
     "sdk-as-is": {"DEVHOST_SDK_SPEEDUPS": "0"},
     "gc-as-is": {"DEVHOST_GC_FREEZE": "0"},
+    "unchained": {"DEVHOST_RUN_AHEAD_CHAIN": "0"},
     "default": {},
 }
 

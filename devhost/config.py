@@ -53,6 +53,9 @@ class DurableSettings:
     # devhost's own (DEVHOST_RUN_AHEAD_MS): how long an episode that scheduled activities may wait for
     # them to finish in memory, so that the episodes they lead to share one checkpoint; 0 turns it off.
     run_ahead_window: float = 0.025
+    # devhost's own (DEVHOST_RUN_AHEAD_CHAIN=0 turns it off): a lone sync activity run ahead and the
+    # episode its result leads to run one after the other on one worker thread.
+    run_ahead_chained: bool = True
 
 
 @dataclass(frozen=True)
@@ -305,10 +308,12 @@ def durable_settings(host_json: Mapping[str, Any], environ: Mapping[str, str]) -
         extended_sessions=_as_bool(_get_ci(section, "extendedSessionsEnabled"), True),
         override_active_instances=_overridable_states(_get_ci(section, "overridableExistingInstanceStates")),
         run_ahead_window=_run_ahead_window(environ.get(RUN_AHEAD_ENV), defaults.run_ahead_window),
+        run_ahead_chained=environ.get(RUN_AHEAD_CHAIN_ENV, "").strip() != "0",
     )
 
 
 RUN_AHEAD_ENV = "DEVHOST_RUN_AHEAD_MS"
+RUN_AHEAD_CHAIN_ENV = "DEVHOST_RUN_AHEAD_CHAIN"
 
 
 def _run_ahead_window(text: str | None, default: float) -> float:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
 
@@ -33,9 +33,14 @@ from devhost.errors import FunctionInvocationError
 
 log = logging.getLogger("devhost.durable")
 
+T = TypeVar("T")
+
 
 class ActivityInvoker(Protocol):
     async def invoke_activity(self, name: str, input_json: str | None) -> str | None: ...
+    def can_invoke_here(self, kind: str, name: str) -> bool: ...
+    def on_worker_thread(self, job: Callable[[], T]) -> asyncio.Future[T]: ...
+    def invoke_activity_here(self, name: str, input_json: str | None) -> str | None: ...
 
 
 def _compact_result(text: str | None) -> str | None:
@@ -46,6 +51,32 @@ def _compact_result(text: str | None) -> str | None:
         return compact_json(json.loads(text))
     except (json.JSONDecodeError, TypeError):
         return text
+
+
+def _activity_input(scheduled: Event) -> tuple[Any, str | None]:
+    """The work item's input array and the activity's input text (its first element)."""
+    params: Any = None
+    try:
+        params = json.loads(scheduled.get("Input") or "[]")
+        return params, params[0] if isinstance(params, list) and params else None
+    except json.JSONDecodeError:
+        return params, scheduled.get("Input")
+
+
+def _result_event(task_id: int, result: str | None) -> Event:
+    return new_event(EventType.TaskCompleted, TaskScheduledId=task_id, Result=_compact_result(result))
+
+
+def _failure_event(task_id: int, name: str, exc: Exception) -> Event:
+    if isinstance(exc, FunctionInvocationError):
+        return new_event(
+            EventType.TaskFailed, TaskScheduledId=task_id,
+            Reason=f"Activity function '{name}' failed: {exc.message}",
+            Details=activity_failure_details(exc.message, exc.details), FailureDetails=None,
+        )
+    # the activity is not registered (any more)
+    return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=str(exc), Details=None,
+                     FailureDetails=None)
 
 
 class ActivityWorkers:
@@ -92,6 +123,59 @@ class ActivityWorkers:
         future = asyncio.ensure_future(self._execute_in_slot(scheduled))
         self.ahead[key] = future
         return future
+
+    async def run_ahead_then(self, instance_id: str, execution_id: str | None, scheduled: Event,
+                             then: Callable[[Event], T]) -> asyncio.Future[tuple[Event, T | Exception]] | None:
+        """``run_ahead``, then ``then(result event)`` on the same worker thread right after the activity.
+
+        The work is handed to the thread before this returns (no trip round the loop). The future gives the
+        result event and what ``then`` returned (or raised); the run is registered as ``run_ahead``
+        registers it, its result event there as soon as both are done. None when the activity cannot run
+        on a worker thread by itself (async, storage bindings, the built-in HTTP activity) or no activity
+        slot is free: ``run_ahead`` it instead.
+        """
+        try:
+            name = self.catalog().resolve("activity", scheduled["Name"])
+        except Exception:
+            return None
+        if name == HTTP_ACTIVITY or not self.worker.can_invoke_here("activity", name) or self.slots.locked():
+            return None  # (with no slot free, run_ahead waits for one within the episode's window)
+        input_text = _activity_input(scheduled)[1]
+        task_id = scheduled["EventId"]
+
+        def job() -> tuple[Event, T | Exception]:
+            try:
+                event = _result_event(task_id, self.worker.invoke_activity_here(name, input_text))
+            except Exception as exc:
+                event = _failure_event(task_id, scheduled["Name"], exc)
+            try:
+                return event, then(event)
+            except Exception as exc:  # the caller goes on with the event alone
+                return event, exc
+
+        await self.slots.acquire()  # a slot is free: no trip round the loop
+        try:
+            chained = self.worker.on_worker_thread(job)
+        except BaseException:
+            self.slots.release()
+            raise
+        chained.add_done_callback(lambda _: self.slots.release())
+        result: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+
+        def settle(done: asyncio.Future[tuple[Event, T | Exception]]) -> None:
+            if result.done():
+                return
+            if done.cancelled():
+                result.cancel()
+            elif done.exception() is not None:
+                result.set_exception(cast(BaseException, done.exception()))
+            else:
+                result.set_result(done.result()[0])
+
+        chained.add_done_callback(settle)
+        result.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody may wait for it
+        self.ahead[(instance_id, execution_id, task_id)] = result
+        return chained
 
     def drop_ahead(self, instance_id: str, execution_id: str | None, task_ids: list[int]) -> None:
         """Forget runs ahead whose work items will not be written (their results are used or discarded)."""
@@ -163,27 +247,14 @@ class ActivityWorkers:
     async def _execute(self, scheduled: Event) -> Event:
         name = scheduled["Name"]
         task_id = scheduled["EventId"]
-        params: Any = None
-        try:
-            params = json.loads(scheduled.get("Input") or "[]")
-            input_text = params[0] if isinstance(params, list) and params else None
-        except json.JSONDecodeError:
-            input_text = scheduled.get("Input")
+        params, input_text = _activity_input(scheduled)
         if name == HTTP_ACTIVITY and isinstance(params, list) and params and isinstance(params[0], dict):
             return await self._call_http(task_id, params[0])
         try:
             resolved = self.catalog().resolve("activity", name)
-            result = await self.worker.invoke_activity(resolved, input_text)
-        except FunctionInvocationError as exc:
-            return new_event(
-                EventType.TaskFailed, TaskScheduledId=task_id,
-                Reason=f"Activity function '{name}' failed: {exc.message}",
-                Details=activity_failure_details(exc.message, exc.details), FailureDetails=None,
-            )
-        except Exception as exc:  # the activity is not registered (any more)
-            return new_event(EventType.TaskFailed, TaskScheduledId=task_id, Reason=str(exc), Details=None,
-                             FailureDetails=None)
-        return new_event(EventType.TaskCompleted, TaskScheduledId=task_id, Result=_compact_result(result))
+            return _result_event(task_id, await self.worker.invoke_activity(resolved, input_text))
+        except Exception as exc:
+            return _failure_event(task_id, name, exc)
 
     async def _call_http(self, task_id: int, request: dict[str, Any]) -> Event:
         """The built-in HTTP activity of call_http."""

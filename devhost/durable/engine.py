@@ -70,7 +70,7 @@ class Engine:
             hub, worker, self.catalog, store_inputs=settings.store_inputs_in_history,
             keep_history=settings.extended_sessions, send=self.send, post=self.post, finished=self.finished,
             ahead=self.activities, ahead_window=settings.run_ahead_window,
-            ahead_limit=settings.max_concurrent_activities,
+            ahead_limit=settings.max_concurrent_activities, ahead_chained=settings.run_ahead_chained,
         )
         self.entities = EntityRunner(hub, worker, self.settler, self.send)  # batches for @name@key instances
         self.inboxes: dict[str, InstanceInbox] = {}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from devhost import ids, spans
 from devhost.durable.durable_http import HTTP_ACTIVITY
@@ -66,9 +67,13 @@ HISTORY_CACHE_CAPACITY = 10_000
 STALE_START_RETRIES = 5
 MAX_ROWS_AHEAD = 90  # episodes sharing a checkpoint stay within one table transaction (99 rows)
 
+T = TypeVar("T")
+
 
 class OrchestratorInvoker(Protocol):
     async def invoke_orchestrator(self, name: str, context_json: str) -> str: ...
+    def can_invoke_here(self, kind: str, name: str) -> bool: ...
+    def invoke_orchestrator_here(self, name: str, context_json: str) -> str: ...
 
 
 class ActivitiesAhead(Protocol):
@@ -77,7 +82,42 @@ class ActivitiesAhead(Protocol):
     running_ahead: int
 
     def run_ahead(self, instance_id: str, execution_id: str | None, scheduled: Event) -> asyncio.Future[Event]: ...
+    async def run_ahead_then(self, instance_id: str, execution_id: str | None, scheduled: Event,
+                             then: Callable[[Event], T]) -> asyncio.Future[tuple[Event, T | Exception]] | None: ...
     def drop_ahead(self, instance_id: str, execution_id: str | None, task_ids: list[int]) -> None: ...
+
+
+class Handoff:
+    """Who goes on once an activity run ahead on a worker thread has finished: that thread, with the next
+    episode's orchestrator, or the host's loop, which stopped waiting for it (the window passed) and
+    checkpoints without it. Whichever comes first decides; the other then knows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taker: str | None = None
+
+    def _take(self, taker: str) -> bool:
+        with self._lock:
+            if self._taker is None:
+                self._taker = taker
+            return self._taker == taker
+
+    def claim(self) -> bool:
+        """The worker thread: True when it may run the next episode."""
+        return self._take("thread")
+
+    def abandon(self) -> bool:
+        """The loop: True when the thread will not run the next episode."""
+        return self._take("loop")
+
+
+@dataclass
+class Prepared:
+    """An episode's orchestrator invocation made ahead on a worker thread: its OrchestratorStarted event and
+    the reply (or the failure) the invocation gave."""
+
+    opened: Event
+    outcome: str | FunctionInvocationError
 
 
 @dataclass
@@ -130,7 +170,8 @@ class EpisodeRunner:
                  send: Callable[[Sequence[OutboundMessage]], Awaitable[None]] | None = None,
                  post: Callable[[Sequence[OutboundMessage]], Sequence[ReceivedMessage]] | None = None,
                  finished: Callable[[str], None] = lambda _: None,
-                 ahead: ActivitiesAhead | None = None, ahead_window: float = 0.0, ahead_limit: int = 0) -> None:
+                 ahead: ActivitiesAhead | None = None, ahead_window: float = 0.0, ahead_limit: int = 0,
+                 ahead_chained: bool = False) -> None:
         self.hub = hub
         self.worker = worker
         self.catalog = catalog
@@ -152,6 +193,7 @@ class EpisodeRunner:
         self.ahead = ahead
         self.ahead_window = ahead_window
         self.ahead_limit = ahead_limit
+        self.ahead_chained = ahead_chained  # a lone sync activity and the next episode on one worker thread
 
     def expect_row(self, instance_id: str) -> asyncio.Future[None]:
         """A client is writing this instance's row: its first checkpoint must not merge before that."""
@@ -331,13 +373,9 @@ class EpisodeRunner:
             if len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD:
                 return episode
             instance_id, execution_id = episode.instance_id, episode.execution_id
-            runs = [ahead.run_ahead(instance_id, execution_id, m.event) for m in work]
-            _, pending = await asyncio.wait(runs, timeout=self.ahead_window)
-            if pending:
+            following = await self._following(ahead, episode, [m.event for m in work])
+            if following is None:
                 return episode  # their work items are written with this checkpoint and wait for these runs
-            now = max(utcnow(), episode.now)
-            following = Episode(self, instance_id, execution_id, episode.started, episode.all_events,
-                                [run.result() for run in runs], now)
             try:
                 await following.execute()
             except Exception:
@@ -349,6 +387,61 @@ class EpisodeRunner:
             following.absorb(episode)
             episode = following
         return episode
+
+    async def _following(self, ahead: ActivitiesAhead, episode: Episode, work: list[Event]) -> Episode | None:
+        """The episode the results of ``work`` (run ahead now) lead to, or None when they take longer than
+        the window.
+
+        A lone sync activity runs on a worker thread, and the next episode's orchestrator right after it on
+        that thread (``Episode.prepare_here``), unless the window has passed by then: the loop is not woken
+        in between. Otherwise each activity runs as a work item would, and the episode is made here.
+        """
+        instance_id, execution_id = episode.instance_id, episode.execution_id
+        chained = await self._run_chained(ahead, episode, work[0]) if self.ahead_chained and len(work) == 1 else None
+        if chained is not None:
+            handoff, run = chained
+            done, _ = await asyncio.wait([run], timeout=self.ahead_window)
+            if not done and handoff.abandon():
+                return None
+            event, following = await run  # the thread took the next episode: it is as good as done
+            if isinstance(following, Episode):
+                return following
+            if isinstance(following, Exception):
+                log.error("Preparing the next episode of '%s' on the worker thread failed; running it as usual",
+                          instance_id, exc_info=following)
+            results = [event]
+        else:
+            runs = [ahead.run_ahead(instance_id, execution_id, scheduled) for scheduled in work]
+            _, pending = await asyncio.wait(runs, timeout=self.ahead_window)
+            if pending:
+                return None
+            results = [run.result() for run in runs]
+        return Episode(self, instance_id, execution_id, episode.started, episode.all_events, results,
+                       max(utcnow(), episode.now))
+
+    async def _run_chained(self, ahead: ActivitiesAhead, episode: Episode, scheduled: Event
+                     ) -> tuple[Handoff, asyncio.Future[tuple[Event, Episode | Exception | None]]] | None:
+        """Start ``scheduled`` with the next episode to follow on its thread; None when they cannot."""
+        if is_suspended(episode.all_events):
+            return None
+        try:
+            name = self.catalog().resolve("orchestrator", episode.name)
+        except ReplayFailure:
+            return None
+        if not self.worker.can_invoke_here("orchestrator", name):
+            return None
+        handoff = Handoff()
+
+        def prepare(result: Event) -> Episode | None:
+            if not handoff.claim():
+                return None  # the loop has checkpointed without this result
+            following = Episode(self, episode.instance_id, episode.execution_id, episode.started,
+                                episode.all_events, [result], max(utcnow(), episode.now))
+            following.prepare_here(name)
+            return following
+
+        run = await ahead.run_ahead_then(episode.instance_id, episode.execution_id, scheduled, prepare)
+        return None if run is None else (handoff, run)
 
     async def repair(self, instance_id: str, history: CachedHistory) -> None:
         """Bring the Instances row up to the checkpoint, for a crash between the history and the row write.
@@ -400,6 +493,7 @@ class Episode:
         self.generation_started = False
         self.generation_base = 0
         self.episode_number = 1 + sum(1 for e in past if e["EventType"] == EventType.OrchestratorStarted)
+        self.prepared: Prepared | None = None  # the orchestrator already invoked on a worker thread
 
     @property
     def all_events(self) -> list[Event]:
@@ -414,8 +508,22 @@ class Episode:
         self.outbound = [m for m in previous.outbound if not m.to_work_items] + self.outbound
 
     # -- running the orchestrator ----------------------------------------------------------------
-    async def execute(self) -> None:
+    def prepare_here(self, name: str) -> None:
+        """Invoke orchestrator ``name`` for this episode on the calling worker thread; ``execute`` then uses
+        its reply. Only for an episode whose new events are activity results (nothing to terminate,
+        suspend or resume)."""
         opened = new_event(EventType.OrchestratorStarted, timestamp=self.now)
+        context = self._context([*self.past, opened, *self.new_events], self.past)
+        try:
+            outcome: str | FunctionInvocationError = self.runner.worker.invoke_orchestrator_here(
+                name, json.dumps(context))
+        except FunctionInvocationError as exc:
+            outcome = exc
+        self.prepared = Prepared(opened, outcome)
+
+    async def execute(self) -> None:
+        opened = self.prepared.opened if self.prepared is not None else new_event(EventType.OrchestratorStarted,
+                                                                                 timestamp=self.now)
         stored_new = [{**e, "IsPlayed": True} for e in self.new_events]
         self.written = [opened, *stored_new]
         terminated = next((e for e in self.new_events if e["EventType"] == EventType.ExecutionTerminated), None)
@@ -468,21 +576,17 @@ class Episode:
             # The extension's shim wraps the "doesn't exist" message like any orchestrator failure.
             return ReplayResult([], failed(0, f"Orchestrator function '{self.name}' failed: {exc}"), None)
         parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
-        payload = {
-            "history": payload_history,
-            "input": parse_token(self.started.get("Input")),  # the JToken the extension puts there
-            "instanceId": self.instance_id,
-            "isReplaying": any(e["EventType"] == EventType.OrchestratorStarted for e in past),
-            "parentInstanceId": parent_id,
-            "upperSchemaVersion": 1,
-            "upperSchemaVersionNew": 2,
-            "longRunningTimerIntervalDuration": "3.00:00:00",
-            "maximumShortTimerDuration": "6.00:00:00",
-            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
-        }
+        prepared, self.prepared = self.prepared, None  # it answers this episode's first replay only
         error_stack = ""
         try:
-            reply = json.loads(await self.runner.worker.invoke_orchestrator(name, json.dumps(payload)))
+            if prepared is None:
+                text = await self.runner.worker.invoke_orchestrator(name, json.dumps(self._context(payload_history,
+                                                                                                   past)))
+            elif isinstance(prepared.outcome, FunctionInvocationError):
+                raise prepared.outcome
+            else:
+                text = prepared.outcome
+            reply = json.loads(text)
         except FunctionInvocationError as exc:
             state = reply_from_failure(exc.message)
             if state is None:
@@ -492,6 +596,21 @@ class Episode:
             name=name, instance_id=self.instance_id, execution_id=self.execution_id, parent_instance_id=parent_id,
             past_events=past, new_events=new, reply=reply, catalog=catalog, error_stack=error_stack,
         )
+
+    def _context(self, payload_history: list[Event], past: list[Event]) -> dict[str, Any]:
+        """What the extension sends an orchestrator episode (the OrchestrationContext's JSON)."""
+        return {
+            "history": payload_history,
+            "input": parse_token(self.started.get("Input")),  # the JToken the extension puts there
+            "instanceId": self.instance_id,
+            "isReplaying": any(e["EventType"] == EventType.OrchestratorStarted for e in past),
+            "parentInstanceId": (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId"),
+            "upperSchemaVersion": 1,
+            "upperSchemaVersionNew": 2,
+            "longRunningTimerIntervalDuration": "3.00:00:00",
+            "maximumShortTimerDuration": "6.00:00:00",
+            "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+        }
 
     def _apply(self, result: ReplayResult) -> None:
         self.custom_status = result.custom_status

@@ -2,24 +2,27 @@
 
 Async functions run on the worker's own event loop in its own thread (``UserCodeLoop``), sync functions
 in a thread pool, so that user code that blocks never stalls the host's loop (the real worker is a
-separate process). The Durable SDK caches one aiohttp session globally, which is why the worker's loop
-lives as long as the worker.
+separate process). Code already on one of the pool's threads may invoke sync functions there directly
+(``invoke_*_here``): the durable engine runs an activity and the episode its result leads to one after
+the other on one thread, without a trip back to the host's loop in between. The Durable SDK caches one
+aiohttp session globally, which is why the worker's loop lives as long as the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from azure.functions import meta
 
@@ -151,6 +154,30 @@ class Worker:
         result, _ = await self._invoke(fn, datum, reason=NULL_REASON)
         return None if result is None or result.value is None else _json_text(result)
 
+    def can_invoke_here(self, kind: str, name: str) -> bool:
+        """Whether ``invoke_*_here`` can run this orchestrator or activity: a sync one that reads and writes
+        no storage binding (those are read and written on the host's loop) and that devhost runs."""
+        fn = (self.orchestrators if kind == "orchestrator" else self.activities).get(name)
+        return (fn is not None and not fn.is_async and not fn.has_storage_bindings and fn.name not in self.refusals
+                and self._executor is not None)
+
+    def on_worker_thread(self, job: Callable[[], T]) -> asyncio.Future[T]:
+        """Run ``job`` on one of the threads sync functions run on (it may call ``invoke_*_here`` there)."""
+        if self._executor is None:
+            raise RuntimeError("the worker is not loaded or already closed")
+        return run_in_thread(self._executor, contextvars.copy_context().run, job)
+
+    def invoke_orchestrator_here(self, name: str, context_json: str) -> str:
+        """``invoke_orchestrator`` on the calling thread, one of the pool's (see ``can_invoke_here``)."""
+        fn = _find(self.orchestrators, name, "orchestrator")
+        return _json_text(self._invoke_here(fn, meta.Datum(context_json, "string")))
+
+    def invoke_activity_here(self, name: str, input_json: str | None) -> str | None:
+        """``invoke_activity`` on the calling thread, one of the pool's (see ``can_invoke_here``)."""
+        fn = _find(self.activities, name, "activity")
+        result = self._invoke_here(fn, meta.Datum("null" if input_json is None else input_json, "string"))
+        return None if result is None or result.value is None else _json_text(result)
+
     async def invoke_trigger(self, fn: LoadedFunction, trigger: meta.Datum, *, reason: str,
                              metadata: Mapping[str, meta.Datum] | None = None,
                              binding_data: Mapping[str, Any] | None = None) -> None:
@@ -174,48 +201,53 @@ class Worker:
                       trigger_metadata: Mapping[str, meta.Datum] | None = None,
                       binding_data: Mapping[str, Any] | None = None,
                       ) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
-        invocation_id = ids.uuid4_text()  # as the host gives each invocation
-        flog = self._loggers.get(fn.name)
-        if flog is None:
-            flog = self._loggers[fn.name] = logging.getLogger(f"Function.{fn.name}")
-        flog.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
-        started = time.monotonic()
-        token = current_invocation_id.set(invocation_id)
+        with self._invocation(fn, reason) as invocation:
+            return await self._call(fn, invocation.id, trigger, trigger_metadata or {}, binding_data or {})
+
+    def _invoke_here(self, fn: LoadedFunction, trigger: meta.Datum) -> meta.Datum | None:
+        """A sync durable function without storage bindings, run on the calling thread with the same log lines."""
+        with self._invocation(fn, NULL_REASON) as invocation:
+            inputs = {param: self._input_datum(fn, info.binding, trigger) for param, info in fn.input_types.items()}
+            unread = [param for param, datum in inputs.items() if datum is None]
+            if fn.is_async or unread:
+                raise RuntimeError(f"function {fn.name!r} cannot run on a worker thread by itself")
+            args, outs = self._arguments(fn, invocation.id, cast(dict[str, meta.Datum], inputs), {})
+            ret, _ = self._results(fn, _run_sync(invocation.id, fn.func, args), outs)
+            sys.stdout.flush()
+            return ret
+
+    @contextlib.contextmanager
+    def _invocation(self, fn: LoadedFunction, reason: str) -> Iterator[_Invocation]:
+        """The host's log lines and the span around one invocation; a failure becomes FunctionInvocationError."""
+        invocation = _Invocation(self._logger(fn), fn.name, reason)
         try:
             refusal = self.refusals.get(fn.name)
             if refusal is not None:
                 raise UnsupportedFunctionError(refusal)
-            outcome = await self._call(fn, invocation_id, trigger, trigger_metadata or {}, binding_data or {})
+            yield invocation
         except Exception as exc:
-            elapsed = round((time.monotonic() - started) * 1000)
-            message = _exception_message(exc)
-            flog.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
-            stack, details = _user_traceback(exc)
-            flog.error("Exception while executing function: Functions.%s. Result: Failure\nException: %s\n"
-                       "Stack: %s", fn.name, message, stack.rstrip())
-            raise FunctionInvocationError(fn.name, message=message, details=details) from exc
+            raise invocation.failed(exc) from exc
         finally:
-            current_invocation_id.reset(token)
-            if spans.on:
-                spans.record("invocation", fn.name, started)
-        elapsed = round((time.monotonic() - started) * 1000)
-        flog.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", fn.name, invocation_id, elapsed)
-        return outcome
+            invocation.end()
+        invocation.succeeded()
+
+    def _logger(self, fn: LoadedFunction) -> logging.Logger:
+        flog = self._loggers.get(fn.name)
+        if flog is None:
+            flog = self._loggers[fn.name] = logging.getLogger(f"Function.{fn.name}")
+        return flog
 
     async def _call(self, fn: LoadedFunction, invocation_id: str, trigger: meta.Datum,
                     trigger_metadata: Mapping[str, meta.Datum],
                     binding_data: Mapping[str, Any]) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
         raw_by_name = fn.raw_by_name
-        args: dict[str, Any] = {}
+        inputs: dict[str, meta.Datum] = {}
         for param, info in fn.input_types.items():
             datum = self._input_datum(fn, info.binding, trigger)
             if datum is None:
                 datum = await self._storage().read_input(raw_by_name[info.binding.name], info.pytype, binding_data)
-            args[param] = bindings.decode(info.binding_type, datum, trigger_metadata=trigger_metadata)
-        if fn.requires_context:
-            args["context"] = Context(fn.name, fn.directory, invocation_id)
-        outs: dict[str, Out[Any]] = {name: Out() for name in fn.output_types}
-        args.update(outs)
+            inputs[param] = datum
+        args, outs = self._arguments(fn, invocation_id, inputs, trigger_metadata)
 
         if fn.is_async:
             if self._user_loop is None:
@@ -227,6 +259,33 @@ class Worker:
             ctx = contextvars.copy_context()
             result = await run_in_thread(self._executor, ctx.run, _run_sync, invocation_id, fn.func, args)
 
+        ret, outputs = self._results(fn, result, outs)
+        # Storage outputs are written once the function has succeeded, as the host flushes them.
+        if fn.has_storage_outputs:
+            storage_writes = [(raw_by_name[name], datum) for name, datum in outputs.items()
+                              if raw_by_name[name].get("type") in STORAGE_OUTPUTS]
+            if ret is not None and raw_by_name.get("$return", {}).get("type") in STORAGE_OUTPUTS:
+                storage_writes.append((raw_by_name["$return"], ret))
+            for raw, datum in storage_writes:
+                await self._storage().write_output(raw, datum, binding_data)
+        sys.stdout.flush()  # as the worker does, so print() output shows up promptly
+        return ret, outputs
+
+    def _arguments(self, fn: LoadedFunction, invocation_id: str, inputs: Mapping[str, meta.Datum],
+                   trigger_metadata: Mapping[str, meta.Datum]) -> tuple[dict[str, Any], dict[str, Out[Any]]]:
+        """The function's keyword arguments from its input data, and its output parameters."""
+        args: dict[str, Any] = {}
+        for param, info in fn.input_types.items():
+            args[param] = bindings.decode(info.binding_type, inputs[param], trigger_metadata=trigger_metadata)
+        if fn.requires_context:
+            args["context"] = Context(fn.name, fn.directory, invocation_id)
+        outs: dict[str, Out[Any]] = {name: Out() for name in fn.output_types}
+        args.update(outs)
+        return args, outs
+
+    def _results(self, fn: LoadedFunction, result: Any,
+                 outs: Mapping[str, Out[Any]]) -> tuple[meta.Datum | None, dict[str, meta.Datum]]:
+        """The return value and the output parameters' values, encoded for their bindings."""
         if result is not None and fn.return_type is None:
             raise RuntimeError(f"function {fn.name!r} without a $return binding returned a non-None value")
         outputs: dict[str, meta.Datum] = {}
@@ -237,15 +296,6 @@ class Worker:
         ret = None
         if fn.return_type is not None:
             ret = bindings.encode(fn.return_type.binding_type, result, pytype=fn.return_type.pytype)
-        # Storage outputs are written once the function has succeeded, as the host flushes them.
-        if fn.has_storage_outputs:
-            storage_writes = [(raw_by_name[name], datum) for name, datum in outputs.items()
-                              if raw_by_name[name].get("type") in STORAGE_OUTPUTS]
-            if ret is not None and raw_by_name.get("$return", {}).get("type") in STORAGE_OUTPUTS:
-                storage_writes.append((raw_by_name["$return"], ret))
-            for raw, datum in storage_writes:
-                await self._storage().write_output(raw, datum, binding_data)
-        sys.stdout.flush()  # as the worker does, so print() output shows up promptly
         return ret, outputs
 
     def _storage(self) -> StorageBindingProvider:
@@ -263,6 +313,36 @@ class Worker:
                                           getattr(binding, "connection_name", None))
             return meta.Datum(payload, "string")
         return None
+
+
+class _Invocation:
+    """One invocation's log lines, as the host writes them, and its span."""
+
+    def __init__(self, flog: logging.Logger, name: str, reason: str) -> None:
+        self.flog = flog
+        self.name = name
+        self.id = ids.uuid4_text()  # as the host gives each invocation
+        flog.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", name, reason, self.id)
+        self.started = time.monotonic()
+        self.token = current_invocation_id.set(self.id)
+
+    def failed(self, exc: Exception) -> FunctionInvocationError:
+        elapsed = round((time.monotonic() - self.started) * 1000)
+        message = _exception_message(exc)
+        self.flog.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)", self.name, self.id, elapsed)
+        stack, details = _user_traceback(exc)
+        self.flog.error("Exception while executing function: Functions.%s. Result: Failure\nException: %s\n"
+                        "Stack: %s", self.name, message, stack.rstrip())
+        return FunctionInvocationError(self.name, message=message, details=details)
+
+    def end(self) -> None:
+        current_invocation_id.reset(self.token)
+        if spans.on:
+            spans.record("invocation", self.name, self.started)
+
+    def succeeded(self) -> None:
+        elapsed = round((time.monotonic() - self.started) * 1000)
+        self.flog.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", self.name, self.id, elapsed)
 
 
 class UnsupportedFunctionError(RuntimeError):

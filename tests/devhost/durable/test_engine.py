@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from devhost.durable import engine as engine_module
 from devhost.durable.client import DurableClient, InstanceExists
 from devhost.durable.history import EventType, OrchestrationStatus
+from devhost.durable.orchestration import Handoff
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
 from devhost.durable.taskhub.row_cache import RowCachingTaskHub
@@ -448,6 +452,50 @@ def test_slow_activity_outlasting_the_window_runs_once() -> None:
                 assert asyncio.get_running_loop().time() < deadline, "the work item was never deleted"
                 await asyncio.sleep(0.01)
     run(scenario())
+
+
+@pytest.mark.parametrize("chained", [True, False])
+def test_each_activity_run_ahead_and_the_episode_it_leads_to_share_a_worker_thread(
+        chained: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """Run ahead, a step's activity and the next episode run one after the other on one worker thread (with
+    the chaining off, the next episode is started from the loop); the stored history is the same."""
+    caplog.set_level(logging.INFO)
+
+    async def scenario() -> None:
+        hub = CountingHub()
+        async with running_engine(hub, run_ahead_window=10.0, run_ahead_chained=chained) as h:
+            instance = await h.start("Chain", 3)
+            done = await h.wait(instance)
+            assert json.loads(done.output) == 3
+            assert kinds((await hub.load_history(instance)).events) == CHAIN_HISTORY
+            assert (hub.checkpoints, hub.work_items) == (1, 0)
+    run(scenario())
+    records = [r for r in caplog.records if r.name.startswith("Function.")]
+    steps = [(done, then) for done, then in itertools.pairwise(records)
+             if done.getMessage().startswith("Executed 'Functions.Echo'")]
+    assert len(steps) == 3
+    for done, then in steps:
+        assert then.getMessage().startswith("Executing 'Functions.Chain'")
+        if chained:
+            assert then.thread == done.thread and then.threadName.startswith("worker-sync")
+        else:
+            assert then.threadName == threading.main_thread().name
+
+
+def test_a_handoff_goes_to_whichever_side_takes_it_first() -> None:
+    """The worker thread and the loop race for an activity's next episode; exactly one of them wins."""
+    claimed = Handoff()
+    assert claimed.claim() and claimed.claim() and not claimed.abandon()
+    abandoned = Handoff()
+    assert abandoned.abandon() and not abandoned.claim()
+    for _ in range(200):
+        handoff = Handoff()
+        wins: list[bool] = []
+        racer = threading.Thread(target=lambda h=handoff, w=wins: w.append(h.claim()))
+        racer.start()
+        loop_won = handoff.abandon()
+        racer.join()
+        assert wins[0] != loop_won
 
 
 def test_a_long_chain_run_ahead_checkpoints_within_one_transaction_each() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,6 +33,15 @@ def with_worker(app: str | Path, scenario: Callable[[Worker], Awaitable[T]]) -> 
             await worker.close()
 
     return asyncio.run(main())
+
+
+def app_with(tmp_path: Path, source: str) -> Path:
+    """A one-file app in a fresh folder."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "host.json").write_text('{"version": "2.0"}')
+    (app / "function_app.py").write_text(textwrap.dedent(source))
+    return app
 
 
 def request(path: str, *, method: str = "GET", params: dict[str, str] | None = None,
@@ -209,10 +219,7 @@ def test_sync_functions_see_the_invocation_id_in_thread_local(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A sync function runs in the pool sized by PYTHON_THREADPOOL_THREAD_COUNT with its id thread-local."""
     monkeypatch.setenv("PYTHON_THREADPOOL_THREAD_COUNT", "3")
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "host.json").write_text('{"version": "2.0"}')
-    (app / "function_app.py").write_text(textwrap.dedent("""
+    app = app_with(tmp_path, """
         import threading
         import azure.functions as func
         app = func.FunctionApp()
@@ -221,7 +228,7 @@ def test_sync_functions_see_the_invocation_id_in_thread_local(tmp_path: Path,
         def who(req: func.HttpRequest, context: func.Context) -> str:
             same = context.thread_local_storage.invocation_id == context.invocation_id
             return f"{threading.current_thread().name} {same}"
-    """))
+    """)
 
     async def scenario(worker: Worker) -> bytes:
         assert worker._executor is not None and worker._executor._max_workers == 3
@@ -233,10 +240,7 @@ def test_sync_functions_see_the_invocation_id_in_thread_local(tmp_path: Path,
 
 def test_durable_client_binding_comes_from_the_host_callback(tmp_path: Path) -> None:
     """A durableClient parameter receives the JSON the host's client_binding callback builds."""
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "host.json").write_text('{"version": "2.0"}')
-    (app / "function_app.py").write_text(textwrap.dedent("""
+    app = app_with(tmp_path, """
         import azure.durable_functions as df
         import azure.functions as func
         app = df.DFApp()
@@ -245,7 +249,7 @@ def test_durable_client_binding_comes_from_the_host_callback(tmp_path: Path) -> 
         @app.durable_client_input(client_name="client", task_hub="OtherHub", connection_name="Conn")
         async def hub(req: func.HttpRequest, client) -> str:
             return client._orchestration_bindings.task_hub_name
-    """))
+    """)
     seen: list[tuple[str | None, str | None]] = []
 
     def binding(task_hub: str | None, connection: str | None) -> str:
@@ -259,3 +263,68 @@ def test_durable_client_binding_comes_from_the_host_callback(tmp_path: Path) -> 
 
     assert with_worker(app, scenario) == b"OtherHub"
     assert seen == [("OtherHub", "Conn")]
+
+
+def test_invocations_on_a_worker_thread_answer_and_log_as_the_loop_ones_do(caplog: pytest.LogCaptureFixture) -> None:
+    """``invoke_*_here`` on a pool thread gives the same replies, failures and log lines as ``invoke_*``."""
+    caplog.set_level(logging.INFO)
+    context = history("greeter", json.dumps("Tokyo"))
+
+    def here(worker: Worker) -> tuple[str, str | None, FunctionInvocationError]:
+        state = worker.invoke_orchestrator_here("greeter", context)
+        greeting = worker.invoke_activity_here("SayHello", json.dumps("Tokyo"))
+        with pytest.raises(FunctionInvocationError) as caught:
+            worker.invoke_activity_here("explode", '"boom"')
+        return state, greeting, caught.value
+
+    async def scenario(worker: Worker) -> tuple[tuple[str, str | None, FunctionInvocationError], str]:
+        return await worker.on_worker_thread(lambda: here(worker)), await worker.invoke_orchestrator("greeter",
+                                                                                                    context)
+
+    (state, greeting, error), on_loop = with_worker("durable_app", scenario)
+    assert json.loads(state) == json.loads(on_loop)
+    assert greeting == '"Hello Tokyo!"'
+    assert error.function_name == "explode" and error.message == "KeyError: 'boom'"
+    assert "raise KeyError(value)" in error.details
+    lines = [(r.getMessage().split(" (")[0], r.threadName) for r in caplog.records if r.name.startswith("Function.")]
+    assert lines[:6] == [
+        ("Executing 'Functions.greeter'", lines[0][1]), ("Executed 'Functions.greeter'", lines[0][1]),
+        ("Executing 'Functions.say_hello'", lines[0][1]), ("Executed 'Functions.say_hello'", lines[0][1]),
+        ("Executing 'Functions.explode'", lines[0][1]), ("Executed 'Functions.explode'", lines[0][1]),
+    ]
+    assert lines[0][1].startswith("worker-sync")
+    assert any(r.getMessage().startswith("Exception while executing function: Functions.explode")
+               for r in caplog.records)
+
+
+def test_only_sync_durable_functions_without_storage_bindings_run_on_a_worker_thread(tmp_path: Path) -> None:
+    """An async activity, or one with a storage input, is read and run from the host's loop as before."""
+    app = app_with(tmp_path, """
+        import azure.durable_functions as df
+        import azure.functions as func
+        app = df.DFApp()
+
+        @app.orchestration_trigger(context_name="context")
+        def Flow(context):
+            yield context.call_activity("Plain", 1)
+
+        @app.activity_trigger(input_name="value")
+        def Plain(value: int) -> int:
+            return value
+
+        @app.activity_trigger(input_name="value")
+        async def Awaiting(value: int) -> int:
+            return value
+
+        @app.activity_trigger(input_name="value")
+        @app.blob_input(arg_name="blob", path="box/item.txt", connection="AzureWebJobsStorage")
+        def Reading(value: int, blob: str) -> int:
+            return value
+    """)
+
+    async def scenario(worker: Worker) -> list[bool]:
+        return [worker.can_invoke_here("orchestrator", "Flow"), worker.can_invoke_here("activity", "Plain"),
+                worker.can_invoke_here("activity", "Awaiting"), worker.can_invoke_here("activity", "Reading"),
+                worker.can_invoke_here("activity", "Missing")]
+
+    assert with_worker(app, scenario) == [True, True, False, False, False]

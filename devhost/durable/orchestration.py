@@ -419,8 +419,9 @@ class EpisodeRunner:
         return Episode(self, instance_id, execution_id, episode.started, episode.all_events, results,
                        max(utcnow(), episode.now))
 
-    async def _run_chained(self, ahead: ActivitiesAhead, episode: Episode, scheduled: Event
-                     ) -> tuple[Handoff, asyncio.Future[tuple[Event, Episode | Exception | None]]] | None:
+    async def _run_chained(
+            self, ahead: ActivitiesAhead, episode: Episode, scheduled: Event,
+    ) -> tuple[Handoff, asyncio.Future[tuple[Event, Episode | Exception | None]]] | None:
         """Start ``scheduled`` with the next episode to follow on its thread; None when they cannot."""
         if is_suspended(episode.all_events):
             return None

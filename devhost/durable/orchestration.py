@@ -416,8 +416,7 @@ class EpisodeRunner:
             if pending:
                 return None
             results = [run.result() for run in runs]
-        return Episode(self, instance_id, execution_id, episode.started, episode.all_events, results,
-                       max(utcnow(), episode.now))
+        return episode.following(results)
 
     async def _run_chained(
             self, ahead: ActivitiesAhead, episode: Episode, scheduled: Event,
@@ -436,8 +435,7 @@ class EpisodeRunner:
         def prepare(result: Event) -> Episode | None:
             if not handoff.claim():
                 return None  # the loop has checkpointed without this result
-            following = Episode(self, episode.instance_id, episode.execution_id, episode.started,
-                                episode.all_events, [result], max(utcnow(), episode.now))
+            following = episode.following([result])
             following.prepare_here(name)
             return following
 
@@ -499,6 +497,15 @@ class Episode:
     @property
     def all_events(self) -> list[Event]:
         return self.past + self.written
+
+    @property
+    def parent_instance_id(self) -> str | None:
+        return (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
+
+    def following(self, results: list[Event]) -> Episode:
+        """The next episode of this instance, with ``results`` (of activities it ran ahead) as its new events."""
+        return Episode(self.runner, self.instance_id, self.execution_id, self.started, self.all_events, results,
+                       max(utcnow(), self.now))
 
     def absorb(self, previous: Episode) -> None:
         """Take over ``previous``'s uncommitted rows and messages (it ran ahead into this episode);
@@ -576,7 +583,6 @@ class Episode:
         except ReplayFailure as exc:
             # The extension's shim wraps the "doesn't exist" message like any orchestrator failure.
             return ReplayResult([], failed(0, f"Orchestrator function '{self.name}' failed: {exc}"), None)
-        parent_id = (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId")
         prepared, self.prepared = self.prepared, None  # it answers this episode's first replay only
         error_stack = ""
         try:
@@ -594,8 +600,9 @@ class Episode:
                 return ReplayResult([], failed(0, f"Orchestrator function '{name}' failed: {exc.message}"), None)
             reply, error_stack = state, exc.details
         return replay(
-            name=name, instance_id=self.instance_id, execution_id=self.execution_id, parent_instance_id=parent_id,
-            past_events=past, new_events=new, reply=reply, catalog=catalog, error_stack=error_stack,
+            name=name, instance_id=self.instance_id, execution_id=self.execution_id,
+            parent_instance_id=self.parent_instance_id, past_events=past, new_events=new, reply=reply,
+            catalog=catalog, error_stack=error_stack,
         )
 
     def _context(self, payload_history: list[Event], past: list[Event]) -> dict[str, Any]:
@@ -605,7 +612,7 @@ class Episode:
             "input": parse_token(self.started.get("Input")),  # the JToken the extension puts there
             "instanceId": self.instance_id,
             "isReplaying": any(e["EventType"] == EventType.OrchestratorStarted for e in past),
-            "parentInstanceId": (self.parent or {}).get("OrchestrationInstance", {}).get("InstanceId"),
+            "parentInstanceId": self.parent_instance_id,
             "upperSchemaVersion": 1,
             "upperSchemaVersionNew": 2,
             "longRunningTimerIntervalDuration": "3.00:00:00",

@@ -149,10 +149,8 @@ class Worker:
     async def invoke_activity(self, name: str, input_json: str | None) -> str | None:
         """Run an activity with the CallActivity action's input JSON; returns the result JSON text."""
         fn = _find(self.activities, name, "activity")
-        # A missing input is JSON null to the SDK (what call_activity(name) sends anyway).
-        datum = meta.Datum("null" if input_json is None else input_json, "string")
-        result, _ = await self._invoke(fn, datum, reason=NULL_REASON)
-        return None if result is None or result.value is None else _json_text(result)
+        result, _ = await self._invoke(fn, _activity_input(input_json), reason=NULL_REASON)
+        return _activity_result(result)
 
     def can_invoke_here(self, kind: str, name: str) -> bool:
         """Whether ``invoke_*_here`` can run this orchestrator or activity: a sync one that reads and writes
@@ -175,8 +173,7 @@ class Worker:
     def invoke_activity_here(self, name: str, input_json: str | None) -> str | None:
         """``invoke_activity`` on the calling thread, one of the pool's (see ``can_invoke_here``)."""
         fn = _find(self.activities, name, "activity")
-        result = self._invoke_here(fn, meta.Datum("null" if input_json is None else input_json, "string"))
-        return None if result is None or result.value is None else _json_text(result)
+        return _activity_result(self._invoke_here(fn, _activity_input(input_json)))
 
     async def invoke_trigger(self, fn: LoadedFunction, trigger: meta.Datum, *, reason: str,
                              metadata: Mapping[str, meta.Datum] | None = None,
@@ -403,6 +400,15 @@ def _json_text(datum: meta.Datum | None) -> str:
         return "null"
     value = datum.value
     return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _activity_input(input_json: str | None) -> meta.Datum:
+    # A missing input is JSON null to the SDK (what call_activity(name) sends anyway).
+    return meta.Datum("null" if input_json is None else input_json, "string")
+
+
+def _activity_result(result: meta.Datum | None) -> str | None:
+    return None if result is None or result.value is None else _json_text(result)
 
 
 def _by_durable_name(loaded: list[LoadedFunction], trigger_type: str) -> dict[str, LoadedFunction]:

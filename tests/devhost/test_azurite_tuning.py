@@ -85,6 +85,7 @@ def test_session_azurite_is_tuned(azurite: AzuriteProcess) -> None:
     assert azurite_tuning.APPLIED_LINE in log
     assert azurite_tuning.APPENDS_LINE in log
     assert azurite_tuning.READS_LINE in log
+    assert azurite_tuning.LOGS_LINE in log
     assert "applicationinsights loads at its first use" in log
 
 
@@ -105,6 +106,61 @@ def test_the_telemetry_library_loads_at_its_first_use(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {
         "before": False, "setup": "function", "has": True, "after": True}
+
+
+_LOG_SITES = """
+class Handler {
+  constructor(logger) { this.logger = logger; }
+  run(part) {
+    this.logger.info(`info ${part()}`, "ctx");
+    this.logger.debug(
+      `debug ${part()}`, "ctx");
+    this.logger.error(`error ${part()}`, "ctx");
+    return "ran";
+  }
+}
+module.exports = Handler;
+"""
+
+_LOG_ENTRY = """
+const { Logger } = require("./common/Logger.js");
+const NoLoggerStrategy = require("./common/NoLoggerStrategy.js").default;
+const Handler = require("./handler.js");
+let built = 0;
+const part = () => { built += 1; return built; };
+const written = [];
+const silent = new Handler(new Logger(new NoLoggerStrategy())).run(part);
+const builtSilently = built;
+new Handler(new Logger({ log: (level, message) => written.push(message) })).run(part);
+new Handler({ info: (m) => written.push(m), debug: (m) => written.push(m), error: (m) => written.push(m) }).run(part);
+console.log(JSON.stringify({ silent, builtSilently, built, written }));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+@pytest.mark.parametrize("tuned", [True, False])
+def test_log_messages_are_built_only_for_a_logger_that_writes_them(tmp_path: Path, tuned: bool) -> None:
+    """Azurite's info and debug calls on its no-op logger build no message; every other call is as it was."""
+    source = tmp_path / "dist" / "src"  # laid out as Azurite's own modules, which the preload rewrites
+    (source / "common").mkdir(parents=True)
+    azurite_common = PROJECT_ROOT / "node_modules" / "azurite" / "dist" / "src" / "common"
+    for name in ("Logger.js", "NoLoggerStrategy.js", "ILoggerStrategy.js", "WinstonLoggerStrategy.js"):
+        shutil.copy(azurite_common / name, source / "common" / name)
+    (source / "handler.js").write_text(_LOG_SITES)
+    (source / "entry.js").write_text(_LOG_ENTRY)
+    env = {**os.environ, "NODE_PATH": str(PROJECT_ROOT / "node_modules"),
+           "NODE_OPTIONS": f"--require {azurite_tuning.write_preload(tmp_path)}" if tuned else ""}
+    result = subprocess.run(["node", str(source / "entry.js")], env=env, capture_output=True, text=True,
+                            timeout=60, check=True)
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (azurite_tuning.LOGS_LINE in result.stderr) is tuned
+    # Errors are left alone; the info and debug messages of the silent logger are not built when tuned.
+    assert outcome["silent"] == "ran"
+    assert outcome["builtSilently"] == (1 if tuned else 3)
+    assert outcome["built"] == outcome["builtSilently"] + 6
+    first = outcome["builtSilently"]
+    assert outcome["written"] == [f"info {first + 1}", f"debug {first + 2}", f"error {first + 3}",
+                                  f"info {first + 4}", f"debug {first + 5}", f"error {first + 6}"]
 
 
 # ------------------------------------------------------------------------------------------ scenario

@@ -53,8 +53,8 @@ class DurableSettings:
     # devhost's own (DEVHOST_RUN_AHEAD_MS): how long an episode that scheduled activities may wait for
     # them to finish in memory, so that the episodes they lead to share one checkpoint; 0 turns it off.
     run_ahead_window: float = 0.025
-    # devhost's own (DEVHOST_RUN_AHEAD_CHAIN=0 turns it off): a lone sync activity run ahead and the
-    # episode its result leads to run one after the other on one worker thread.
+    # devhost's own (DEVHOST_RUN_AHEAD_CHAIN=0 turns it off): an episode, the lone sync activity it runs
+    # ahead and the episode its result leads to run one after the other on one worker thread.
     run_ahead_chained: bool = True
 
 

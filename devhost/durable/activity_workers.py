@@ -134,35 +134,63 @@ class ActivityWorkers:
         on a worker thread by itself (async, storage bindings, the built-in HTTP activity) or no activity
         slot is free: ``run_ahead`` it instead.
         """
-        try:
-            name = self.catalog().resolve("activity", scheduled["Name"])
-        except Exception:
-            return None
-        if name == HTTP_ACTIVITY or not self.worker.can_invoke_here("activity", name) or self.slots.locked():
+        name = self.runnable_here(scheduled)
+        if name is None or not await self.take_slot():
             return None  # (with no slot free, run_ahead waits for one within the episode's window)
-        input_text = _activity_input(scheduled)[1]
-        task_id = scheduled["EventId"]
 
         def job() -> tuple[Event, T | Exception]:
-            try:
-                event = _result_event(task_id, self.worker.invoke_activity_here(name, input_text))
-            except Exception as exc:
-                event = _failure_event(task_id, scheduled["Name"], exc)
+            event = self.run_here(name, scheduled)
             try:
                 return event, then(event)
             except Exception as exc:  # the caller goes on with the event alone
                 return event, exc
 
-        await self.slots.acquire()  # a slot is free: no trip round the loop
+        chained = self.run_in_slot(job)
+        self.adopt(instance_id, execution_id, scheduled["EventId"], chained)
+        return chained
+
+    def runnable_here(self, scheduled: Event) -> str | None:
+        """The activity ``scheduled`` asks for, when a worker thread can run it by itself (``run_here``): a
+        sync activity that reads and writes no storage binding, and not the built-in HTTP activity."""
         try:
-            chained = self.worker.on_worker_thread(job)
+            name = self.catalog().resolve("activity", scheduled["Name"])
+        except Exception:
+            return None
+        return None if name == HTTP_ACTIVITY or not self.worker.can_invoke_here("activity", name) else name
+
+    def run_here(self, name: str, scheduled: Event) -> Event:
+        """Run activity ``name`` (see ``runnable_here``) for ``scheduled`` on the calling worker thread; its
+        result event, or its failure event."""
+        task_id = scheduled["EventId"]
+        try:
+            return _result_event(task_id, self.worker.invoke_activity_here(name, _activity_input(scheduled)[1]))
+        except Exception as exc:
+            return _failure_event(task_id, scheduled["Name"], exc)
+
+    async def take_slot(self) -> bool:
+        """An activity slot taken without waiting (held by ``run_in_slot``), or False."""
+        if self.slots.locked():
+            return False
+        await self.slots.acquire()  # free: no trip round the loop
+        return True
+
+    def run_in_slot(self, job: Callable[[], T]) -> asyncio.Future[T]:
+        """``job`` on a worker thread, holding the slot the caller took (``take_slot``) until it ends."""
+        try:
+            run = self.worker.on_worker_thread(job)
         except BaseException:
             self.slots.release()
             raise
-        chained.add_done_callback(lambda _: self.slots.release())
+        run.add_done_callback(lambda _: self.slots.release())
+        return run
+
+    def adopt(self, instance_id: str, execution_id: str | None, task_id: int,
+              run: asyncio.Future[tuple[Event, Any]]) -> None:
+        """Register ``run``, a run of task ``task_id`` on a worker thread whose future gives its result event
+        first, as ``run_ahead`` registers its runs: a worker that takes its work item waits for it."""
         result: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
 
-        def settle(done: asyncio.Future[tuple[Event, T | Exception]]) -> None:
+        def settle(done: asyncio.Future[tuple[Event, Any]]) -> None:
             if result.done():
                 return
             if done.cancelled():
@@ -172,10 +200,12 @@ class ActivityWorkers:
             else:
                 result.set_result(done.result()[0])
 
-        chained.add_done_callback(settle)
+        if run.done():
+            settle(run)
+        else:
+            run.add_done_callback(settle)
         result.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody may wait for it
         self.ahead[(instance_id, execution_id, task_id)] = result
-        return chained
 
     def drop_ahead(self, instance_id: str, execution_id: str | None, task_ids: list[int]) -> None:
         """Forget runs ahead whose work items will not be written (their results are used or discarded)."""

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from devhost import ids, spans
 from devhost.durable.durable_http import HTTP_ACTIVITY
@@ -85,6 +85,12 @@ class ActivitiesAhead(Protocol):
     async def run_ahead_then(self, instance_id: str, execution_id: str | None, scheduled: Event,
                              then: Callable[[Event], T]) -> asyncio.Future[tuple[Event, T | Exception]] | None: ...
     def drop_ahead(self, instance_id: str, execution_id: str | None, task_ids: list[int]) -> None: ...
+    def runnable_here(self, scheduled: Event) -> str | None: ...
+    def run_here(self, name: str, scheduled: Event) -> Event: ...
+    async def take_slot(self) -> bool: ...
+    def run_in_slot(self, job: Callable[[], T]) -> asyncio.Future[T]: ...
+    def adopt(self, instance_id: str, execution_id: str | None, task_id: int,
+              run: asyncio.Future[tuple[Event, Any]]) -> None: ...
 
 
 class Handoff:
@@ -112,12 +118,14 @@ class Handoff:
 
 
 @dataclass
-class Prepared:
-    """An episode's orchestrator invocation made ahead on a worker thread: its OrchestratorStarted event and
-    the reply (or the failure) the invocation gave."""
+class Chain:
+    """An episode's lone activity, started on the worker thread that ran the episode, and the next episode
+    executed after it on that thread (``EpisodeRunner._execute``): the run's future gives the result event
+    and the next episode (or its failure, or None when the loop had stopped waiting)."""
 
-    opened: Event
-    outcome: str | FunctionInvocationError
+    scheduled: Event
+    handoff: Handoff
+    run: asyncio.Future[tuple[Event, Episode | Exception | None]]
 
 
 @dataclass
@@ -138,6 +146,26 @@ class CachedHistory:
     execution_id: str | None
     events: list[Event]
     etag: str | None
+
+
+def _lone_activity(episode: Episode) -> Event | None:
+    """The TaskScheduled event of the one activity ``episode`` asks for, when ``_run_ahead`` would run it ahead
+    chained (see ``EpisodeRunner._execute``), else None."""
+    if episode.final_completion is not None or episode.generation_started:
+        return None
+    work = [m for m in episode.outbound if m.to_work_items]
+    if len(work) != 1 or len(episode.written) + 4 > MAX_ROWS_AHEAD or is_suspended(episode.all_events):
+        return None
+    return work[0].event
+
+
+def _settle(future: asyncio.Future[T], value: T | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(cast(T, value))
 
 
 def _ids(events: Sequence[Event], kinds: set[EventType], key: str) -> set[int]:
@@ -334,7 +362,7 @@ class EpisodeRunner:
         if last_start is not None and now < last_start:
             now = last_start  # the orchestration clock never runs backwards
         episode = Episode(self, instance_id, execution_id, started, past, triage.new_events, now)
-        await episode.execute()
+        await self._execute(episode)
         episode = await self._run_ahead(episode)
         try:
             new_etag = await episode.commit(etag, triage.consumed)
@@ -352,6 +380,70 @@ class EpisodeRunner:
             self.cache.pop(instance_id, None)
         return triage.consumed, triage.deferred
 
+    async def _execute(self, episode: Episode) -> None:
+        """``episode.execute()``; where it can, on a worker thread that goes straight on into the lone sync
+        activity the episode asks for and the episode after it (``Chain``), without waiting for the loop.
+
+        The thread makes the decisions ``_run_ahead`` and ``_run_chained`` would make, from the same state,
+        on a slot taken here, and tells the loop as soon as the episode is executed; the loop then takes
+        the run over as if it had started it itself. Without that, ReserveTicket's first episode went to a
+        thread and back, and its activity to a thread again, each hand-over onto a core that has just
+        waited, while the loop also serves the start's message, row and answer.
+        """
+        name = self._chainable(episode)
+        ahead = self.ahead
+        if name is None or ahead is None or not await ahead.take_slot():
+            await episode.execute()
+            return
+        catalog = self.catalog()
+        loop = asyncio.get_running_loop()
+        executed: asyncio.Future[tuple[bool, Event | None]] = loop.create_future()  # (finished, its activity)
+        handoff = Handoff()
+
+        def job() -> tuple[Event, Episode | Exception | None] | None:
+            try:
+                finished = episode.execute_here(name, catalog)
+                scheduled = _lone_activity(episode) if finished else None
+                activity = ahead.runnable_here(scheduled) if scheduled is not None else None
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, executed, None, exc)
+                raise
+            loop.call_soon_threadsafe(_settle, executed, (finished, scheduled if activity else None), None)
+            if activity is None or scheduled is None:
+                return None
+            event = ahead.run_here(activity, scheduled)
+            if not handoff.claim():
+                return event, None  # the loop has checkpointed without this result
+            try:
+                following = episode.following([event])
+                following.execute_here(name, catalog)
+                return event, following
+            except Exception as exc:
+                return event, exc
+
+        run = ahead.run_in_slot(job)
+        run.add_done_callback(lambda f: f.cancelled() or f.exception())  # its failure is raised through executed
+        _, scheduled = await executed
+        await episode.execute()  # what the thread left: the new generations of a continue-as-new
+        if scheduled is not None:
+            ahead.adopt(episode.instance_id, episode.execution_id, scheduled["EventId"], run)
+            episode.chain = Chain(scheduled, handoff,
+                                  cast("asyncio.Future[tuple[Event, Episode | Exception | None]]", run))
+
+    def _chainable(self, episode: Episode) -> str | None:
+        """The orchestrator to run ``episode`` with on a worker thread going on into its activity (``_execute``),
+        or None when the episode is executed as usual."""
+        if (self.ahead is None or self.ahead_window <= 0 or not self.ahead_chained or episode.ran_here is not None
+                or self.ahead.running_ahead + 1 > self.ahead_limit
+                or any(e["EventType"] == EventType.ExecutionTerminated for e in episode.new_events)
+                or is_suspended([*episode.past, *episode.new_events])):
+            return None
+        try:
+            name = self.catalog().resolve("orchestrator", episode.name)
+        except ReplayFailure:
+            return None
+        return name if self.worker.can_invoke_here("orchestrator", name) else None
+
     async def _run_ahead(self, episode: Episode) -> Episode:
         """Run the activities ``episode`` scheduled, and the episodes their results lead to, before any commit.
 
@@ -368,12 +460,14 @@ class EpisodeRunner:
             return episode
         while episode.final_completion is None and not episode.generation_started:
             work = [m for m in episode.outbound if m.to_work_items]
-            if not work or ahead.running_ahead + len(work) > self.ahead_limit:
-                return episode
-            if len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD:
-                return episode
+            chain, episode.chain = episode.chain, None  # it holds its activity slot already
+            if (not work or (chain is None and ahead.running_ahead + len(work) > self.ahead_limit)
+                    or len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD):
+                if chain is not None and not chain.handoff.abandon():
+                    await asyncio.wait([chain.run])  # the thread is making the next episode from this one
+                return episode  # the chain's work item is written with this checkpoint and waits for its run
             instance_id, execution_id = episode.instance_id, episode.execution_id
-            following = await self._following(ahead, episode, [m.event for m in work])
+            following = await self._following(ahead, episode, [m.event for m in work], chain)
             if following is None:
                 return episode  # their work items are written with this checkpoint and wait for these runs
             try:
@@ -388,16 +482,23 @@ class EpisodeRunner:
             episode = following
         return episode
 
-    async def _following(self, ahead: ActivitiesAhead, episode: Episode, work: list[Event]) -> Episode | None:
-        """The episode the results of ``work`` (run ahead now) lead to, or None when they take longer than
-        the window.
+    async def _following(self, ahead: ActivitiesAhead, episode: Episode, work: list[Event],
+                         chain: Chain | None = None) -> Episode | None:
+        """The episode the results of ``work`` (run ahead now, or started by ``chain`` already) lead to, or
+        None when they take longer than the window.
 
-        A lone sync activity runs on a worker thread, and the next episode's orchestrator right after it on
-        that thread (``Episode.prepare_here``), unless the window has passed by then: the loop is not woken
-        in between. Otherwise each activity runs as a work item would, and the episode is made here.
+        A lone sync activity runs on a worker thread, and the next episode right after it on that thread
+        (``Episode.execute_here``), unless the window has passed by then: the loop is not woken in between.
+        Otherwise each activity runs as a work item would, and the episode is made here.
         """
         instance_id, execution_id = episode.instance_id, episode.execution_id
-        chained = await self._run_chained(ahead, episode, work[0]) if self.ahead_chained and len(work) == 1 else None
+        if chain is not None:
+            chained: tuple[Handoff, asyncio.Future[tuple[Event, Episode | Exception | None]]] | None = (
+                chain.handoff, chain.run)
+        elif self.ahead_chained and len(work) == 1:
+            chained = await self._run_chained(ahead, episode, work[0])
+        else:
+            chained = None
         if chained is not None:
             handoff, run = chained
             done, _ = await asyncio.wait([run], timeout=self.ahead_window)
@@ -424,8 +525,9 @@ class EpisodeRunner:
         """Start ``scheduled`` with the next episode to follow on its thread; None when they cannot."""
         if is_suspended(episode.all_events):
             return None
+        catalog = self.catalog()
         try:
-            name = self.catalog().resolve("orchestrator", episode.name)
+            name = catalog.resolve("orchestrator", episode.name)
         except ReplayFailure:
             return None
         if not self.worker.can_invoke_here("orchestrator", name):
@@ -436,7 +538,7 @@ class EpisodeRunner:
             if not handoff.claim():
                 return None  # the loop has checkpointed without this result
             following = episode.following([result])
-            following.prepare_here(name)
+            following.execute_here(name, catalog)
             return following
 
         run = await ahead.run_ahead_then(episode.instance_id, episode.execution_id, scheduled, prepare)
@@ -492,7 +594,9 @@ class Episode:
         self.generation_started = False
         self.generation_base = 0
         self.episode_number = 1 + sum(1 for e in past if e["EventType"] == EventType.OrchestratorStarted)
-        self.prepared: Prepared | None = None  # the orchestrator already invoked on a worker thread
+        # Executed on a worker thread already (``execute_here``): True, or False with new generations left.
+        self.ran_here: bool | None = None
+        self.chain: Chain | None = None  # its activity already running on that thread
 
     @property
     def all_events(self) -> list[Event]:
@@ -516,22 +620,39 @@ class Episode:
         self.outbound = [m for m in previous.outbound if not m.to_work_items] + self.outbound
 
     # -- running the orchestrator ----------------------------------------------------------------
-    def prepare_here(self, name: str) -> None:
-        """Invoke orchestrator ``name`` for this episode on the calling worker thread; ``execute`` then uses
-        its reply. Only for an episode whose new events are activity results (nothing to terminate,
-        suspend or resume)."""
-        opened = new_event(EventType.OrchestratorStarted, timestamp=self.now)
-        context = self._context([*self.past, opened, *self.new_events], self.past)
-        try:
-            outcome: str | FunctionInvocationError = self.runner.worker.invoke_orchestrator_here(
-                name, json.dumps(context))
-        except FunctionInvocationError as exc:
-            outcome = exc
-        self.prepared = Prepared(opened, outcome)
-
     async def execute(self) -> None:
-        opened = self.prepared.opened if self.prepared is not None else new_event(EventType.OrchestratorStarted,
-                                                                                 timestamp=self.now)
+        """Run the orchestrator and record what it decided; what ``execute_here`` ran of it already is not
+        run again."""
+        if self.ran_here:
+            return
+        if self.ran_here is None:
+            payload_history = self._open()
+            if payload_history is not None:
+                self._apply(await self._replay(self.past, payload_history[len(self.past):], payload_history))
+        await self._run_new_generations()
+        self._close()
+
+    def execute_here(self, name: str, catalog: FunctionCatalog) -> bool:
+        """``execute`` on the calling worker thread, invoking orchestrator ``name`` there (a sync one: see
+        ``Worker.can_invoke_here``); False when it continued as new, whose new generations ``execute`` then
+        runs on the loop. Only for an episode whose new events need no terminate, suspend or resume."""
+        payload_history = self._open()
+        if payload_history is not None:
+            try:
+                outcome: str | FunctionInvocationError = self.runner.worker.invoke_orchestrator_here(
+                    name, json.dumps(self._context(payload_history, self.past)))
+            except FunctionInvocationError as exc:
+                outcome = exc
+            self._apply(self._replayed(name, catalog, self.past, payload_history[len(self.past):], outcome))
+        self.ran_here = self.next_generation is None
+        if self.ran_here:
+            self._close()
+        return self.ran_here
+
+    def _open(self) -> list[Event] | None:
+        """Start the episode's rows; the history its orchestrator replays, or None when it replays nothing
+        (terminated, or suspended: events are only recorded then)."""
+        opened = new_event(EventType.OrchestratorStarted, timestamp=self.now)
         stored_new = [{**e, "IsPlayed": True} for e in self.new_events]
         self.written = [opened, *stored_new]
         terminated = next((e for e in self.new_events if e["EventType"] == EventType.ExecutionTerminated), None)
@@ -540,10 +661,12 @@ class Episode:
                 EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated,
                 EventType.EventSent})
             self._complete(Completion(next_id, OrchestrationStatus.Terminated, terminated.get("Input")))
-        elif not is_suspended(self.all_events):  # while suspended, events are only recorded
-            payload_history = [*self.past, opened, *self.new_events]
-            self._apply(await self._replay(self.past, [opened, *self.new_events], payload_history))
-            await self._run_new_generations()
+            return None
+        if is_suspended(self.all_events):
+            return None
+        return [*self.past, opened, *self.new_events]
+
+    def _close(self) -> None:
         if not self.generation_started or len(self.written) > self.generation_base:
             self.written.append(new_event(EventType.OrchestratorCompleted, timestamp=self.now))
 
@@ -583,22 +706,24 @@ class Episode:
         except ReplayFailure as exc:
             # The extension's shim wraps the "doesn't exist" message like any orchestrator failure.
             return ReplayResult([], failed(0, f"Orchestrator function '{self.name}' failed: {exc}"), None)
-        prepared, self.prepared = self.prepared, None  # it answers this episode's first replay only
-        error_stack = ""
         try:
-            if prepared is None:
-                text = await self.runner.worker.invoke_orchestrator(name, json.dumps(self._context(payload_history,
-                                                                                                   past)))
-            elif isinstance(prepared.outcome, FunctionInvocationError):
-                raise prepared.outcome
-            else:
-                text = prepared.outcome
-            reply = json.loads(text)
+            outcome: str | FunctionInvocationError = await self.runner.worker.invoke_orchestrator(
+                name, json.dumps(self._context(payload_history, past)))
         except FunctionInvocationError as exc:
-            state = reply_from_failure(exc.message)
+            outcome = exc
+        return self._replayed(name, catalog, past, new, outcome)
+
+    def _replayed(self, name: str, catalog: FunctionCatalog, past: list[Event], new: list[Event],
+                  outcome: str | FunctionInvocationError) -> ReplayResult:
+        """What the orchestrator's reply (or failure) decides, checked against the history it replayed."""
+        error_stack = ""
+        if isinstance(outcome, FunctionInvocationError):
+            state = reply_from_failure(outcome.message)
             if state is None:
-                return ReplayResult([], failed(0, f"Orchestrator function '{name}' failed: {exc.message}"), None)
-            reply, error_stack = state, exc.details
+                return ReplayResult([], failed(0, f"Orchestrator function '{name}' failed: {outcome.message}"), None)
+            reply, error_stack = state, outcome.details
+        else:
+            reply = json.loads(outcome)
         return replay(
             name=name, instance_id=self.instance_id, execution_id=self.execution_id,
             parent_instance_id=self.parent_instance_id, past_events=past, new_events=new, reply=reply,

@@ -457,8 +457,8 @@ def test_slow_activity_outlasting_the_window_runs_once() -> None:
 @pytest.mark.parametrize("chained", [True, False])
 def test_each_activity_run_ahead_and_the_episode_it_leads_to_share_a_worker_thread(
         chained: bool, caplog: pytest.LogCaptureFixture) -> None:
-    """Run ahead, a step's activity and the next episode run one after the other on one worker thread (with
-    the chaining off, the next episode is started from the loop); the stored history is the same."""
+    """Run ahead, an episode, its activity and the next episode run one after the other on one worker thread
+    (with the chaining off, each episode is started from the loop); the stored history is the same."""
     caplog.set_level(logging.INFO)
 
     async def scenario() -> None:
@@ -480,6 +480,14 @@ def test_each_activity_run_ahead_and_the_episode_it_leads_to_share_a_worker_thre
             assert then.thread == done.thread and then.threadName.startswith("worker-sync")
         else:
             assert then.threadName == threading.main_thread().name
+    # The first episode too: chained, its thread goes straight on into the first activity.
+    first, executed, activity = records[0], records[1], records[2]
+    assert [r.getMessage().split(" (")[0] for r in (first, executed, activity)] == [
+        "Executing 'Functions.Chain'", "Executed 'Functions.Chain'", "Executing 'Functions.Echo'"]
+    if chained:
+        assert first.thread == executed.thread == activity.thread and first.threadName.startswith("worker-sync")
+    else:
+        assert first.threadName == threading.main_thread().name
 
 
 def test_a_handoff_goes_to_whichever_side_takes_it_first() -> None:

@@ -200,10 +200,7 @@ class ActivityWorkers:
             else:
                 result.set_result(done.result()[0])
 
-        if run.done():
-            settle(run)
-        else:
-            run.add_done_callback(settle)
+        run.add_done_callback(settle)
         result.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody may wait for it
         self.ahead[(instance_id, execution_id, task_id)] = result
 

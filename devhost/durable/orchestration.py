@@ -49,6 +49,7 @@ from devhost.durable.replay import (
 from devhost.durable.settlement import until_stored
 from devhost.durable.taskhub.base import HistoryPage, InstanceUpdate, OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import FunctionInvocationError
+from devhost.event_loop import settle
 
 log = logging.getLogger("devhost.durable")
 
@@ -148,24 +149,21 @@ class CachedHistory:
     etag: str | None
 
 
+def _work_ahead(episode: Episode) -> list[OutboundMessage]:
+    """The work items ``episode`` asks for that may run ahead of its checkpoint, as far as the episode
+    itself goes (the slots are the caller's to check): none once it has ended or continued as new, or when
+    their rows would outgrow one table transaction."""
+    if episode.final_completion is not None or episode.generation_started:
+        return []
+    work = [m for m in episode.outbound if m.to_work_items]
+    return work if len(episode.written) + 4 * len(work) <= MAX_ROWS_AHEAD else []
+
+
 def _lone_activity(episode: Episode) -> Event | None:
     """The TaskScheduled event of the one activity ``episode`` asks for, when ``_run_ahead`` would run it ahead
     chained (see ``EpisodeRunner._execute``), else None."""
-    if episode.final_completion is not None or episode.generation_started:
-        return None
-    work = [m for m in episode.outbound if m.to_work_items]
-    if len(work) != 1 or len(episode.written) + 4 > MAX_ROWS_AHEAD or is_suspended(episode.all_events):
-        return None
-    return work[0].event
-
-
-def _settle(future: asyncio.Future[T], value: T | None, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(cast(T, value))
+    work = _work_ahead(episode)
+    return work[0].event if len(work) == 1 and not is_suspended(episode.all_events) else None
 
 
 def _ids(events: Sequence[Event], kinds: set[EventType], key: str) -> set[int]:
@@ -390,12 +388,12 @@ class EpisodeRunner:
         thread and back, and its activity to a thread again, each hand-over onto a core that has just
         waited, while the loop also serves the start's message, row and answer.
         """
-        name = self._chainable(episode)
+        here = self._chainable(episode)
         ahead = self.ahead
-        if name is None or ahead is None or not await ahead.take_slot():
+        if here is None or ahead is None or not await ahead.take_slot():
             await episode.execute()
             return
-        catalog = self.catalog()
+        name, catalog = here
         loop = asyncio.get_running_loop()
         executed: asyncio.Future[tuple[bool, Event | None]] = loop.create_future()  # (finished, its activity)
         handoff = Handoff()
@@ -406,9 +404,9 @@ class EpisodeRunner:
                 scheduled = _lone_activity(episode) if finished else None
                 activity = ahead.runnable_here(scheduled) if scheduled is not None else None
             except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, executed, None, exc)
+                loop.call_soon_threadsafe(settle, executed, "error", exc)
                 raise
-            loop.call_soon_threadsafe(_settle, executed, (finished, scheduled if activity else None), None)
+            loop.call_soon_threadsafe(settle, executed, "value", (finished, scheduled if activity else None))
             if activity is None or scheduled is None:
                 return None
             event = ahead.run_here(activity, scheduled)
@@ -430,19 +428,26 @@ class EpisodeRunner:
             episode.chain = Chain(scheduled, handoff,
                                   cast("asyncio.Future[tuple[Event, Episode | Exception | None]]", run))
 
-    def _chainable(self, episode: Episode) -> str | None:
-        """The orchestrator to run ``episode`` with on a worker thread going on into its activity (``_execute``),
-        or None when the episode is executed as usual."""
+    def _chainable(self, episode: Episode) -> tuple[str, FunctionCatalog] | None:
+        """The orchestrator (and its catalog) to run ``episode`` with on a worker thread going on into its
+        activity (``_execute``), or None when the episode is executed as usual."""
         if (self.ahead is None or self.ahead_window <= 0 or not self.ahead_chained or episode.ran_here is not None
                 or self.ahead.running_ahead + 1 > self.ahead_limit
-                or any(e["EventType"] == EventType.ExecutionTerminated for e in episode.new_events)
-                or is_suspended([*episode.past, *episode.new_events])):
+                or any(e["EventType"] == EventType.ExecutionTerminated for e in episode.new_events)):
             return None
+        return self._orchestrator_here(episode, [*episode.past, *episode.new_events])
+
+    def _orchestrator_here(self, episode: Episode, events: list[Event]) -> tuple[str, FunctionCatalog] | None:
+        """The orchestrator of ``episode`` (and the catalog it was found in) when a worker thread can run it
+        by itself, with ``events`` its history so far (not suspended); else None."""
+        if is_suspended(events):
+            return None
+        catalog = self.catalog()
         try:
-            name = self.catalog().resolve("orchestrator", episode.name)
+            name = catalog.resolve("orchestrator", episode.name)
         except ReplayFailure:
             return None
-        return name if self.worker.can_invoke_here("orchestrator", name) else None
+        return (name, catalog) if self.worker.can_invoke_here("orchestrator", name) else None
 
     async def _run_ahead(self, episode: Episode) -> Episode:
         """Run the activities ``episode`` scheduled, and the episodes their results lead to, before any commit.
@@ -459,10 +464,9 @@ class EpisodeRunner:
         if ahead is None or self.ahead_window <= 0:
             return episode
         while episode.final_completion is None and not episode.generation_started:
-            work = [m for m in episode.outbound if m.to_work_items]
+            work = _work_ahead(episode)
             chain, episode.chain = episode.chain, None  # it holds its activity slot already
-            if (not work or (chain is None and ahead.running_ahead + len(work) > self.ahead_limit)
-                    or len(episode.written) + 4 * len(work) > MAX_ROWS_AHEAD):
+            if not work or (chain is None and ahead.running_ahead + len(work) > self.ahead_limit):
                 if chain is not None and not chain.handoff.abandon():
                     await asyncio.wait([chain.run])  # the thread is making the next episode from this one
                 return episode  # the chain's work item is written with this checkpoint and waits for its run
@@ -523,15 +527,10 @@ class EpisodeRunner:
             self, ahead: ActivitiesAhead, episode: Episode, scheduled: Event,
     ) -> tuple[Handoff, asyncio.Future[tuple[Event, Episode | Exception | None]]] | None:
         """Start ``scheduled`` with the next episode to follow on its thread; None when they cannot."""
-        if is_suspended(episode.all_events):
+        here = self._orchestrator_here(episode, episode.all_events)
+        if here is None:
             return None
-        catalog = self.catalog()
-        try:
-            name = catalog.resolve("orchestrator", episode.name)
-        except ReplayFailure:
-            return None
-        if not self.worker.can_invoke_here("orchestrator", name):
-            return None
+        name, catalog = here
         handoff = Handoff()
 
         def prepare(result: Event) -> Episode | None:

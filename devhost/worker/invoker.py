@@ -3,8 +3,9 @@
 Async functions run on the worker's own event loop in its own thread (``UserCodeLoop``), sync functions
 in a thread pool, so that user code that blocks never stalls the host's loop (the real worker is a
 separate process). Code already on one of the pool's threads may invoke sync functions there directly
-(``invoke_*_here``): the durable engine runs an activity and the episode its result leads to one after
-the other on one thread, without a trip back to the host's loop in between. The Durable SDK caches one
+(``invoke_*_here``): the durable engine runs an episode, the activity it asks for and the episode that
+activity's result leads to one after the other on one thread, without a trip back to the host's loop in
+between. The Durable SDK caches one
 aiohttp session globally, which is why the worker's loop lives as long as the worker.
 """
 
@@ -31,11 +32,12 @@ from devhost.bindings.expressions import json_properties
 from devhost.bindings.support import STORAGE_OUTPUTS, unsupported_reason
 from devhost.config import HostConfig
 from devhost.errors import FunctionInvocationError, FunctionNotFoundError
+from devhost.event_loop import settle
 from devhost.worker import bindings, sdk_speedups
 from devhost.worker.context import Context, Out, invocation_local
 from devhost.worker.http_data import HttpRequestData, HttpResponseData
 from devhost.worker.loader import LoadedFunction, import_app, index_app, load_function
-from devhost.worker.user_loop import UserCodeLoop, settle
+from devhost.worker.user_loop import UserCodeLoop
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from devhost.event_loop import loop_factory
+from devhost.event_loop import loop_factory, settle
 
 T = TypeVar("T")
 
@@ -96,15 +96,3 @@ def _report(task: asyncio.Task[T], caller: asyncio.AbstractEventLoop, done: asyn
             caller.call_soon_threadsafe(settle, done, *outcome)
         except RuntimeError:
             pass  # the caller's loop closed meanwhile: nobody waits for this any more
-
-
-def settle(done: asyncio.Future[Any], kind: str, value: Any) -> None:
-    """On the caller's loop: complete ``done`` unless the caller gave up (cancelled) first."""
-    if done.done():
-        return
-    if kind == "value":
-        done.set_result(value)
-    elif kind == "error":
-        done.set_exception(value)
-    else:
-        done.cancel()

@@ -8,12 +8,13 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from devhost.durable import engine as engine_module
 from devhost.durable.client import DurableClient, InstanceExists
-from devhost.durable.history import EventType, OrchestrationStatus
+from devhost.durable.history import Event, EventType, OrchestrationStatus
 from devhost.durable.orchestration import Handoff
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
@@ -409,33 +410,34 @@ def test_any_state_lets_a_start_replace_an_active_instance() -> None:
     run(scenario())
 
 
-def test_quick_activities_run_ahead_into_one_checkpoint() -> None:
-    """A chain of activities that finish within the window is one checkpoint and writes no work item,
-    yet stores the history the separate episodes would have."""
-    async def scenario() -> None:
+def run_chain(**settings: Any) -> tuple[list[Event], int, int]:
+    """``Chain`` of 3 steps to completion on an engine with ``settings``, its stored history checked; the
+    history, the checkpoints and the work items written."""
+    async def scenario() -> tuple[list[Event], int, int]:
         hub = CountingHub()
-        async with running_engine(hub, run_ahead_window=10.0) as h:
+        async with running_engine(hub, **settings) as h:
             instance = await h.start("Chain", 3)
             done = await h.wait(instance)
             assert done.runtime_status == OrchestrationStatus.Completed and json.loads(done.output) == 3
             history = (await hub.load_history(instance)).events
             assert kinds(history) == CHAIN_HISTORY
-            assert [e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TaskCompleted] == [0, 1, 2]
-            assert (hub.checkpoints, hub.work_items) == (1, 0)
-    run(scenario())
+            return history, hub.checkpoints, hub.work_items
+    result: tuple[list[Event], int, int] = run(scenario())
+    return result
+
+
+def test_quick_activities_run_ahead_into_one_checkpoint() -> None:
+    """A chain of activities that finish within the window is one checkpoint and writes no work item,
+    yet stores the history the separate episodes would have."""
+    history, checkpoints, work_items = run_chain(run_ahead_window=10.0)
+    assert [e["TaskScheduledId"] for e in history if e["EventType"] == EventType.TaskCompleted] == [0, 1, 2]
+    assert (checkpoints, work_items) == (1, 0)
 
 
 def test_without_run_ahead_each_episode_checkpoints() -> None:
     """With the window at 0 every episode commits on its own and each activity is a written work item."""
-    async def scenario() -> None:
-        hub = CountingHub()
-        async with running_engine(hub, run_ahead_window=0.0) as h:
-            instance = await h.start("Chain", 3)
-            done = await h.wait(instance)
-            assert json.loads(done.output) == 3
-            assert kinds((await hub.load_history(instance)).events) == CHAIN_HISTORY
-            assert (hub.checkpoints, hub.work_items) == (4, 3)
-    run(scenario())
+    _, checkpoints, work_items = run_chain(run_ahead_window=0.0)
+    assert (checkpoints, work_items) == (4, 3)
 
 
 def test_slow_activity_outlasting_the_window_runs_once() -> None:
@@ -460,16 +462,8 @@ def test_each_activity_run_ahead_and_the_episode_it_leads_to_share_a_worker_thre
     """Run ahead, an episode, its activity and the next episode run one after the other on one worker thread
     (with the chaining off, each episode is started from the loop); the stored history is the same."""
     caplog.set_level(logging.INFO)
-
-    async def scenario() -> None:
-        hub = CountingHub()
-        async with running_engine(hub, run_ahead_window=10.0, run_ahead_chained=chained) as h:
-            instance = await h.start("Chain", 3)
-            done = await h.wait(instance)
-            assert json.loads(done.output) == 3
-            assert kinds((await hub.load_history(instance)).events) == CHAIN_HISTORY
-            assert (hub.checkpoints, hub.work_items) == (1, 0)
-    run(scenario())
+    _, checkpoints, work_items = run_chain(run_ahead_window=10.0, run_ahead_chained=chained)
+    assert (checkpoints, work_items) == (1, 0)
     records = [r for r in caplog.records if r.name.startswith("Function.")]
     steps = [(done, then) for done, then in itertools.pairwise(records)
              if done.getMessage().startswith("Executed 'Functions.Echo'")]

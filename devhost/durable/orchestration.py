@@ -225,6 +225,10 @@ class EpisodeRunner:
         """A client is writing this instance's row: its first checkpoint must not merge before that."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.row_writes[instance_id] = future
+        # Once the write is over there is nothing to wait for: the entry goes even if no checkpoint takes it
+        # (the start failed, or its episode did), so failed starts leave nothing behind.
+        future.add_done_callback(
+            lambda done: self.row_writes.pop(instance_id) if self.row_writes.get(instance_id) is done else None)
         return future
 
     def seed_new(self, instance_id: str) -> None:
@@ -832,6 +836,11 @@ class Episode:
     async def _commit(self, etag: str | None, consumed: Sequence[ReceivedMessage]) -> str:
         hub = self.hub
         runner = self.runner
+        # A message this process handed over in memory while writing it (a client's ExecutionStarted) may
+        # have reached this episode before its queue had it. Nothing is written until it is stored: should
+        # the write fail, the sender was told so, and the episode it started must leave no trace (with the
+        # provider, an episode only ever runs on a stored message).
+        await until_stored(consumed)
         # Consumers here may start on the messages at once (their results queue behind this episode, and
         # after a crash the out-of-order guard holds them until this checkpoint exists, as in DTFx); the
         # history rows are sent once the queues hold every message (the provider's commit order).

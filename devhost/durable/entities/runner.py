@@ -21,6 +21,7 @@ from devhost import ids
 from devhost.durable.entities.ids import EntityId, parse_entity_id
 from devhost.durable.entities.messages import OPERATION_EVENT, compact, response_event
 from devhost.durable.history import EventType, OrchestrationStatus, execution_started, new_event, utcnow
+from devhost.durable.settlement import until_stored
 from devhost.durable.taskhub.base import InstanceUpdate, OutboundMessage, ReceivedMessage, TaskHub
 from devhost.errors import FunctionInvocationError
 
@@ -123,6 +124,10 @@ class EntityRunner:
             else:
                 seen.add(request["id"])
                 requests.append(request)
+        # A signal handed over in memory while it is written may be here before its queue has it: nothing is
+        # applied or written until it is stored, and a failed write (its sender was told) fails the batch,
+        # whose other messages come back without it.
+        await until_stored(batch)
         if requests:
             await self._apply(instance_id, entity, loaded, requests)
         elif not loaded.row_current and loaded.execution_id is not None:

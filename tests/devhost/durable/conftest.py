@@ -14,7 +14,7 @@ from devhost.config import DurableSettings, load_config
 from devhost.durable.client import DurableClient
 from devhost.durable.engine import Engine
 from devhost.durable.history import TERMINAL_STATUSES
-from devhost.durable.taskhub.base import InstanceRow, TaskHub
+from devhost.durable.taskhub.base import InstanceRow, ReceivedMessage, TaskHub
 from devhost.durable.taskhub.memory import MemoryTaskHub
 from devhost.worker.invoker import Worker
 
@@ -74,3 +74,12 @@ async def running_engine(hub: TaskHub | None = None, **overrides: Any) -> AsyncI
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def lose_write(hub: MemoryTaskHub, message: ReceivedMessage, after: float = 0.05) -> None:
+    """Turn a message just handed over into a write that fails ``after`` seconds later: the queue never has it,
+    and whoever got it in memory may be well into its work when the failure is known."""
+    hub._queue(message.queue).pop(message.message_id)
+    loop = asyncio.get_running_loop()
+    message.written = loop.create_future()
+    loop.call_later(after, message.written.set_exception, ConnectionError("the queue put failed"))

@@ -19,7 +19,7 @@ from devhost.durable.orchestration import Handoff
 from devhost.durable.taskhub.base import InstanceUpdate, ReceivedMessage
 from devhost.durable.taskhub.memory import MemoryTaskHub
 from devhost.durable.taskhub.row_cache import RowCachingTaskHub
-from tests.devhost.durable.conftest import run, running_engine
+from tests.devhost.durable.conftest import lose_write, run, running_engine
 
 
 class CountingHub(MemoryTaskHub):
@@ -288,6 +288,44 @@ def test_row_repaired_after_crash_between_history_and_row() -> None:
             assert json.loads(done.custom_status) == {"greeting": "Hello Rep!"}
             history = (await hub.load_history(instance)).events
             assert kinds(history).count("ExecutionCompleted") == 1
+    run(scenario())
+
+
+class FailsFirstStartWrite(CountingHub):
+    """The first ExecutionStarted write fails a moment after it was handed over, as a storage error would."""
+
+    failed = False
+
+    def write_leased(self, messages, lease):  # type: ignore[no-untyped-def]
+        held = super().write_leased(messages, lease)
+        for message in held:
+            if message.event["EventType"] == EventType.ExecutionStarted and not self.failed:
+                self.failed = True
+                lose_write(self, message)
+        return held
+
+
+def test_a_start_whose_message_was_not_stored_leaves_no_trace() -> None:
+    """A failed ExecutionStarted write fails the start and its episode writes nothing; the id starts again."""
+    async def scenario() -> None:
+        hub = FailsFirstStartWrite()
+        async with running_engine(hub) as h:
+            with pytest.raises(ConnectionError):
+                await h.start("Greeter", {"name": "Lost", "timeout": 60}, instance_id="lost-start")
+            await asyncio.sleep(0.3)  # long enough for the episode that ran in memory to have committed
+            assert (await hub.load_history("lost-start")).events == []
+            assert await hub.get_instance("lost-start") is None
+            assert hub.checkpoints == 0
+            assert hub.queue_length(hub.control_queue_name("lost-start")) == 0  # no timer of that episode
+            assert h.engine.runner.row_writes == {}
+
+            instance = await h.start("Greeter", {"name": "Found", "timeout": 60}, instance_id="lost-start")
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            await h.client.raise_event(row, "Go", json.dumps("now"))
+            done = await h.wait(instance)
+            assert done.runtime_status == OrchestrationStatus.Completed
+            assert json.loads(done.output) == {"greeting": "Hello Found!", "go": "now"}
+            assert kinds((await hub.load_history(instance)).events).count("ExecutionStarted") == 1
     run(scenario())
 
 

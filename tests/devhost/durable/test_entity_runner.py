@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from devhost.durable.entities.client import read_entity_state
 from devhost.durable.entities.ids import EntityId
 from devhost.durable.entities.messages import operation_message, request_message
 from devhost.durable.history import EventType, OrchestrationStatus, utcnow
 from devhost.durable.taskhub.base import InstanceUpdate
-from tests.devhost.durable.conftest import run, running_engine
+from devhost.durable.taskhub.memory import MemoryTaskHub
+from tests.devhost.durable.conftest import lose_write, run, running_engine
 
 CLIENT = {"InstanceId": "", "ExecutionId": ""}
 
@@ -85,4 +88,34 @@ def test_a_redelivery_after_a_crash_before_the_row_write_repairs_the_row() -> No
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.01)
             assert await read_entity_state(h.client, entity) == (True, "6")
+    run(scenario())
+
+
+class FailsOneSignalWrite(MemoryTaskHub):
+    """The write of the signal carrying ``lost_request`` fails a moment after it was handed over."""
+
+    lost_request = "lost"
+
+    def write_leased(self, messages, lease):  # type: ignore[no-untyped-def]
+        held = super().write_leased(messages, lease)
+        for message in held:
+            if self.lost_request in (message.event.get("Input") or ""):
+                lose_write(self, message)
+        return held
+
+
+def test_a_signal_whose_write_failed_is_not_applied() -> None:
+    """A signal its sender was told failed changes nothing; the next one applies to the state before it."""
+    async def scenario() -> None:
+        hub = FailsOneSignalWrite("EngineToy")
+        async with running_engine(hub) as h:
+            entity = EntityId("Tally", "t4")
+            with pytest.raises(ConnectionError):
+                await h.engine.send([add(entity, "lost", 100)])
+            await h.engine.send([add(entity, "kept", 7)])
+            deadline = asyncio.get_running_loop().time() + 10
+            while (await read_entity_state(h.client, entity))[0] is False or h.engine.inboxes:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            assert await read_entity_state(h.client, entity) == (True, "7")
     run(scenario())

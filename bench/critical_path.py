@@ -22,24 +22,37 @@ Azurite's CPU on this machine). The p50s of the steps need not add up to the p50
 tail, each step's mean is also printed over the middle flows (the 30th to the 70th percentile of that
 latency) and over the slowest tenth: those means do add up, so the difference says which steps the
 slow flows lose their time in.
+
+Also printed, where Linux's schedstat can be read (``bench.core_waits``): each process's CPU per flow and the
+time it was ready to run but waited for a core, over the timed flows. With ``--azurite-times``, Azurite runs with
+a preload (``bench/azurite_request_times.js``) that notes when its handler got each request and when the answer
+was written, and the four storage calls on start -> visible (ExecutionStarted put, Pending row, TimerFired put,
+history batch) are each split into Azurite's handling and the rest: devhost sending the request and reading the
+answer, and waiting for a core or for the calls ahead of it on Azurite's one thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
+import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import launcher, workloads
+from bench import core_waits, launcher, workloads
 from bench.workloads import FlowMarks
 from devhost import spans
 
 Span = tuple[float, float, str, str]  # began, ended, kind, name (devhost.spans)
+AzuriteRequest = tuple[float, float, str, str]  # handler began, answer written, method, URL (azurite_request_times.js)
+
+REQUEST_TIMES_PRELOAD = Path(__file__).with_name("azurite_request_times.js")
+REQUEST_TIMES_ENV = "BENCH_AZURITE_TIMES_FILE"
 
 CLIENT, DEVHOST, AZURITE = "client", "devhost", "Azurite"
 
@@ -108,6 +121,61 @@ def steps_of(flow: FlowMarks, all_spans: Sequence[Span]) -> dict[str, float] | N
     return {step.name: value * 1000 for step, value in zip(STEPS, values, strict=True)}
 
 
+PATH_CALLS = ("ExecutionStarted put", "Pending row", "TimerFired put", "history batch")
+
+
+def path_calls(flow: FlowMarks, all_spans: Sequence[Span]) -> dict[str, Span] | None:
+    """The four storage calls on one flow's start -> visible, by name, or None when a span is missing."""
+    window = [s for s in all_spans if flow.start_sent - 0.001 <= s[0] <= flow.visible]
+    api = _first(window, flow.start_sent - 0.001, _is_request("/durabletask/orchestrators/"))
+    started = api and _first(window, api[0], _is("storage", "queue put"))
+    row = api and _first(window, api[0], _is("storage", "table upsert"))
+    commit = api and _first(window, api[0], _is("commit"))
+    timer = commit and _first(window, commit[0], _is("storage", "queue put"))
+    batch = commit and _first(window, commit[0], _is("storage", "table batch"))
+    if not (started and row and timer and batch):
+        return None
+    return dict(zip(PATH_CALLS, (started, row, timer, batch), strict=True))
+
+
+def match_requests(storage_spans: Sequence[Span], requests: Sequence[AzuriteRequest]) -> dict[Span, AzuriteRequest]:
+    """Each storage call's request as Azurite saw it: the earliest one not yet taken whose handler began within the
+    call and whose answer was written before the call ended (Azurite serves calls one at a time)."""
+    ordered = sorted(requests)
+    starts = [r[0] for r in ordered]
+    taken: set[int] = set()
+    found: dict[Span, AzuriteRequest] = {}
+    for call in sorted(storage_spans):
+        i = bisect.bisect_left(starts, call[0])
+        while i < len(ordered) and ordered[i][0] <= call[1]:
+            if i not in taken and ordered[i][1] <= call[1]:
+                taken.add(i)
+                found[call] = ordered[i]
+                break
+            i += 1
+    return found
+
+
+def split_path_calls(flows: Sequence[FlowMarks], all_spans: Sequence[Span],
+                     requests: Sequence[AzuriteRequest]) -> list[dict[str, Any]]:
+    """For each call on start -> visible: p50 and p90 of the whole call, of Azurite's handling and of the rest."""
+    matched = match_requests([s for s in all_spans if s[2] == "storage"], requests)
+    parts: dict[str, dict[str, list[float]]] = {name: {"whole": [], "azurite": [], "rest": []} for name in PATH_CALLS}
+    for flow in flows:
+        calls = path_calls(flow, all_spans)
+        for name, call in (calls or {}).items():
+            request = matched.get(call)
+            if request is None:
+                continue
+            whole, handling = (call[1] - call[0]) * 1000, (request[1] - request[0]) * 1000
+            parts[name]["whole"].append(whole)
+            parts[name]["azurite"].append(handling)
+            parts[name]["rest"].append(whole - handling)
+    return [{"call": name, "flows": len(values["whole"]),
+             **{f"{part}_{q}_ms": _pct(values[part], q) for part in ("whole", "azurite", "rest") for q in (50, 90)}}
+            for name, values in parts.items()]
+
+
 def summarize(flows: Sequence[FlowMarks], all_spans: Sequence[Span]) -> dict[str, Any]:
     """p50/p90 of each step and of both latencies over the flows whose spans are complete."""
     rows = [r for r in (steps_of(f, all_spans) for f in flows) if r is not None]
@@ -159,31 +227,79 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"  sum of the step p50s by whose time it is (ms): {owners}")
         lines.append("  middle, slowest: each step's mean over the flows from the 30th to the 70th percentile of"
                      " this latency, and over its slowest tenth")
+    if summary.get("core_waits"):
+        lines.append("")
+        lines.append("per flow, by process, over the timed flows (Linux schedstat): CPU, and time ready to run but"
+                     " waiting for a core")
+        for name, times in summary["core_waits"].items():
+            lines.append(f"  {name:<8} CPU {times['run_ms']:6.2f} ms   waiting for a core {times['wait_ms']:6.2f} ms")
+    if summary.get("path_calls"):
+        lines.append("")
+        lines.append("storage calls on start -> visible: the whole call, Azurite's handling (its handler's start to"
+                     " its answer written), and the rest")
+        lines.append("(devhost sending and reading, waits for a core, and for calls ahead on Azurite's thread)")
+        lines.append(f"  {'call':<22} {'whole p50':>9} {'p90':>6} {'Azurite p50':>11} {'p90':>6} {'rest p50':>8}"
+                     f" {'p90':>6}")
+        for row in summary["path_calls"]:
+            lines.append(f"  {row['call']:<22} {row['whole_50_ms']:9.2f} {row['whole_90_ms']:6.2f}"
+                         f" {row['azurite_50_ms']:11.2f} {row['azurite_90_ms']:6.2f} {row['rest_50_ms']:8.2f}"
+                         f" {row['rest_90_ms']:6.2f}")
     return "\n".join(lines)
 
 
-async def _flows(base: str, count: int, warmup: int, poll: float) -> list[FlowMarks]:
+async def _flows(base: str, count: int, warmup: int, poll: float,
+                 warmed: Callable[[], None] | None = None) -> list[FlowMarks]:
     async with workloads.new_session(4) as session:
         client = workloads.Client(session, base)
         for i in range(warmup):
             await workloads.reserve_ticket_flow(client, f"warmup-{i}", poll)
+        if warmed is not None:
+            warmed()
         return [await workloads.reserve_ticket_marks(client, f"user-{i}", poll) for i in range(count)]
 
 
-def run(count: int, warmup: int, poll: float) -> tuple[list[FlowMarks], list[Span]]:
-    azurite = launcher.start_azurite()
+@dataclass
+class Recording:
+    """What one run recorded: the client's marks, devhost's spans and what the optional measurements saw."""
+
+    flows: list[FlowMarks]
+    spans: list[Span]
+    azurite_requests: list[AzuriteRequest] = field(default_factory=list)
+    core_waits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _read_requests(path: Path) -> list[AzuriteRequest]:
+    if not path.is_file():
+        return []
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return [(float(r[0]), float(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+def run(count: int, warmup: int, poll: float, *, azurite_times: bool = False) -> Recording:
+    work = Path(tempfile.mkdtemp(prefix="critical-path-"))
+    requests_file = work / "azurite-requests.jsonl"
+    azurite_env = {}
+    if azurite_times:
+        preload = f"--require {json.dumps(str(REQUEST_TIMES_PRELOAD))}"
+        azurite_env = {"NODE_OPTIONS": f"{os.environ.get('NODE_OPTIONS', '')} {preload}".strip(),
+                       REQUEST_TIMES_ENV: str(requests_file)}
+    with launcher.environment(azurite_env):
+        azurite = launcher.start_azurite()
     try:
-        work = Path(tempfile.mkdtemp(prefix="critical-path-"))
         spans_file = work / "spans.jsonl"
         with launcher.environment({spans.ENV_VAR: str(spans_file)}):
             host = launcher.start_devhost(azurite.connection_string, work, tag="cp")
+        pids = {"devhost": host.process.pid, "Azurite": azurite.process.pid, "client": os.getpid()}
+        before: dict[str, core_waits.Times] = {}
         try:
-            flows = asyncio.run(_flows(host.base_url, count, warmup, poll))
+            flows = asyncio.run(_flows(host.base_url, count, warmup, poll,
+                                       warmed=lambda: before.update(core_waits.snapshot(pids))))
+            waits = core_waits.per_unit_ms(before, core_waits.snapshot(pids), len(flows))
         finally:
             host.stop()  # a clean stop: devhost writes its spans as it exits
-        return flows, spans.read(spans_file)
     finally:
-        launcher.stop_azurite(azurite)
+        launcher.stop_azurite(azurite)  # Azurite writes the request times as it exits
+    return Recording(flows, spans.read(spans_file), _read_requests(requests_file), waits)
 
 
 def main() -> None:
@@ -192,13 +308,18 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=200, help="untimed flows first (W1 measures a warm Azurite)")
     parser.add_argument("--poll-ms", type=float, default=2.0, help="status read interval, as in W1 (2 ms)")
+    parser.add_argument("--azurite-times", action="store_true",
+                        help="split the storage calls on start -> visible into Azurite's handling and the rest")
     parser.add_argument("--json", type=Path, help="also write the summary and each flow's times here")
     args = parser.parse_args()
-    flows, recorded = run(args.flows, args.warmup, args.poll_ms / 1000)
-    summary = summarize(flows, recorded)
+    recording = run(args.flows, args.warmup, args.poll_ms / 1000, azurite_times=args.azurite_times)
+    summary = summarize(recording.flows, recording.spans)
+    summary["core_waits"] = recording.core_waits
+    if args.azurite_times:
+        summary["path_calls"] = split_path_calls(recording.flows, recording.spans, recording.azurite_requests)
     print(render(summary))
     if args.json:
-        args.json.write_text(json.dumps({**summary, "flow_times": [asdict(f) for f in flows]}, indent=1))
+        args.json.write_text(json.dumps({**summary, "flow_times": [asdict(f) for f in recording.flows]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +112,62 @@ def test_a_devhost_recording_spans_gives_every_step_of_a_flow(storage_connection
         steps = critical_path.steps_of(flow, recorded)
         assert steps is not None, recorded
         assert all(value >= 0 for value in steps.values()), steps
+
+
+def path_of_one_flow(at: float = 100.0) -> tuple[FlowMarks, list[Span], list[critical_path.AzuriteRequest]]:
+    """A flow with its four storage calls on start -> visible, and Azurite's view of each (handled in 0.5 ms)."""
+    flow, recorded = synthetic_flow(at)
+    recorded.append((at + 5.5 * MS, at + 7 * MS, "storage", "table upsert (replace) hubInstances(PartitionKey='i1')"))
+    recorded.sort()
+    requests = [(s[0] + 0.2 * MS, s[0] + 0.7 * MS, "POST", s[3]) for s in recorded if s[2] == "storage"]
+    return flow, recorded, requests
+
+
+def test_the_calls_on_the_path_are_found_in_the_providers_order() -> None:
+    """ExecutionStarted put and Pending row after the API's start; TimerFired put and history batch in the commit."""
+    flow, recorded, _ = path_of_one_flow()
+    calls = critical_path.path_calls(flow, recorded)
+    assert calls is not None
+    began = [round((calls[name][0] - flow.start_sent) / MS, 6) for name in critical_path.PATH_CALLS]
+    assert began == [4, 5.5, 10.5, 15]
+
+
+def test_each_call_on_the_path_splits_into_azurites_handling_and_the_rest() -> None:
+    """A 1 ms put Azurite handled in 0.5 ms has 0.5 ms of rest; a call Azurite has no record of is left out."""
+    flow, recorded, requests = path_of_one_flow()
+    rows = {row["call"]: row for row in critical_path.split_path_calls([flow], recorded, requests)}
+    started = rows["ExecutionStarted put"]
+    assert (started["whole_50_ms"], started["azurite_50_ms"], started["rest_50_ms"]) == pytest.approx((1, 0.5, 0.5))
+    batch = rows["history batch"]
+    assert (batch["whole_50_ms"], batch["azurite_50_ms"], batch["rest_50_ms"]) == pytest.approx((5, 0.5, 4.5))
+    unseen = [r for r in requests if "upsert" not in r[3]]
+    rows = {row["call"]: row for row in critical_path.split_path_calls([flow], recorded, unseen)}
+    assert rows["Pending row"]["flows"] == 0 and rows["TimerFired put"]["flows"] == 1
+    assert "Azurite's handling" in critical_path.render({**critical_path.summarize([flow], recorded),
+                                                         "path_calls": list(rows.values())})
+
+
+def test_a_request_goes_to_the_call_it_was_answered_within() -> None:
+    """Calls in flight together get their requests in the order sent; one with no answer inside it gets none."""
+    put: Span = (1.0, 1.004, "storage", "queue put (control) q/messages")
+    row: Span = (1.001, 1.010, "storage", "table upsert (replace) t")
+    cut: Span = (1.0002, 1.0010, "storage", "queue delete (control) q/messages/m")  # gave up before an answer
+    served = [(1.0012, 1.0030, "POST", "q"), (1.0031, 1.0090, "PUT", "t")]
+    assert critical_path.match_requests([row, cut, put], served) == {put: served[0], row: served[1]}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_the_request_times_preload_notes_each_answer_on_the_monotonic_clock(tmp_path: Path) -> None:
+    """A server with the preload answers one request; the file it writes on exit brackets it on Python's clock."""
+    target = tmp_path / "requests.jsonl"
+    script = ("const http = require('http');"
+              "const server = http.createServer((req, res) => res.end('ok'));"
+              "server.listen(0, '127.0.0.1', () => http.get(`http://127.0.0.1:${server.address().port}/x?y=1`,"
+              " (res) => { res.resume(); res.on('end', () => server.close()); }));")
+    before = time.monotonic()
+    subprocess.run(["node", "--require", str(critical_path.REQUEST_TIMES_PRELOAD), "-e", script], check=True,
+                   env={**os.environ, critical_path.REQUEST_TIMES_ENV: str(target)}, timeout=30)
+    after = time.monotonic()
+    [(began, answered, method, url)] = critical_path._read_requests(target)
+    assert before <= began <= answered <= after
+    assert (method, url) == ("GET", "/x?y=1")

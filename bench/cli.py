@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import charts, launcher, report, user_code, workloads
+from bench import charts, core_waits, launcher, report, user_code, workloads
 from bench.peers.common import merge_phases
 from bench.profile_summary import summarize
 from bench.stats import log
@@ -400,7 +400,11 @@ class Run:
                     load = round(os.getloadavg()[0], 2)
                     self.results.setdefault("loadavg_at_start", {})[name] = load
                     log(f"== {name} == (load average {load})")
+                    ticks = core_waits.machine_times()
                     self.attempt(name, step)
+                    steal = core_waits.steal_percent(ticks, core_waits.machine_times())
+                    if steal is not None:
+                        self.results.setdefault("steal_pct", {})[name] = steal
         finally:
             if self.azurite is not None:
                 launcher.stop_azurite(self.azurite)
@@ -429,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["profiled"] = args.profile
     meta["workloads"] = sorted(selected)
     began = time.perf_counter()
+    ticks = core_waits.machine_times()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         run = Run(config, selected, args.profile, Path(tmp))
         try:
@@ -444,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (RESULTS / "profile-w1.collapsed.tmp").write_text("".join(p.read_text() for p in run.profile_raw))
     meta["duration_s"] = round(time.perf_counter() - began, 1)
     meta["loadavg_after"] = round(os.getloadavg()[0], 2)
+    meta["steal_pct"] = core_waits.steal_percent(ticks, core_waits.machine_times())
     results: dict[str, Any] = {"meta": meta, "config": asdict(config), **run.results}
     results["ratios"] = report.compute_ratios(results)
     baseline = RESULTS / "baseline.json"

@@ -1,10 +1,16 @@
-"""CPU time, and time spent runnable but waiting for a core, per process, from Linux's schedstat.
+"""CPU time, and time spent runnable but waiting for a core, per process, from Linux's schedstat; and the
+share of the machine's CPU time its hypervisor gave to other machines (steal), from ``/proc/stat``.
 
 On the 2-core machines the benchmarks run on, devhost, Azurite and the client share two cores, and a latency
 stretches whenever one of them is ready to run and finds both cores busy. ``/proc/<pid>/task/<tid>/schedstat``
 holds, per thread, the nanoseconds it ran and the nanoseconds it waited on a run queue; summed over a process's
 threads before and after some work, they say how much of its time that work spent waiting for a core. Threads
 that end in between are not counted, and other systems have no such file: ``snapshot`` then returns nothing.
+
+On a virtual machine, the cores themselves come and go: ``steal`` in ``/proc/stat`` counts the time the
+hypervisor ran something else while these cores had work. The benchmarks' machines slow down by up to half
+within minutes, and steal rises with it (0.4 % of the time while idle, 12.5 % in a critical-path run that took
+twice as long as one an hour earlier): a run reports it, so that a slow phase shows as one.
 """
 
 from __future__ import annotations
@@ -61,3 +67,24 @@ def per_unit_ms(before: Mapping[str, Times], after: Mapping[str, Times], units: 
         out[name] = {"run_ms": (end.run_ns - start.run_ns) / 1e6 / units,
                      "wait_ms": (end.wait_ns - start.wait_ns) / 1e6 / units}
     return out
+
+
+def machine_times(proc: Path = PROC) -> list[int] | None:
+    """The ``cpu`` line of ``/proc/stat``: user, nice, system, idle, iowait, irq, softirq, steal... (clock ticks)."""
+    try:
+        first = (proc / "stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    if not first or first[0] != "cpu":
+        return None
+    return [int(v) for v in first[1:]]
+
+
+def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Steal as a share of all the CPU time between two ``machine_times`` (guest time, already counted in user
+    time, left out), or None when either is missing or nothing passed."""
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before[:8], after[:8], strict=True)]
+    total = sum(delta)
+    return round(100 * delta[7] / total, 1) if total > 0 else None

@@ -233,6 +233,9 @@ def render(summary: dict[str, Any]) -> str:
                      " waiting for a core")
         for name, times in summary["core_waits"].items():
             lines.append(f"  {name:<8} CPU {times['run_ms']:6.2f} ms   waiting for a core {times['wait_ms']:6.2f} ms")
+    if summary.get("steal_pct") is not None:
+        lines.append(f"CPU steal over the timed flows (the hypervisor's share of these cores): "
+                     f"{summary['steal_pct']} %")
     if summary.get("path_calls"):
         lines.append("")
         lines.append("storage calls on start -> visible: the whole call, Azurite's handling (its handler's start to"
@@ -266,6 +269,7 @@ class Recording:
     spans: list[Span]
     azurite_requests: list[AzuriteRequest] = field(default_factory=list)
     core_waits: dict[str, dict[str, float]] = field(default_factory=dict)
+    steal_pct: float | None = None  # the hypervisor's share of the machine's CPU time over the timed flows
 
 
 def _read_requests(path: Path) -> list[AzuriteRequest]:
@@ -291,15 +295,21 @@ def run(count: int, warmup: int, poll: float, *, azurite_times: bool = False) ->
             host = launcher.start_devhost(azurite.connection_string, work, tag="cp")
         pids = {"devhost": host.process.pid, "Azurite": azurite.process.pid, "client": os.getpid()}
         before: dict[str, core_waits.Times] = {}
+        ticks: list[list[int] | None] = []
+
+        def warmed() -> None:
+            before.update(core_waits.snapshot(pids))
+            ticks.append(core_waits.machine_times())
+
         try:
-            flows = asyncio.run(_flows(host.base_url, count, warmup, poll,
-                                       warmed=lambda: before.update(core_waits.snapshot(pids))))
+            flows = asyncio.run(_flows(host.base_url, count, warmup, poll, warmed=warmed))
             waits = core_waits.per_unit_ms(before, core_waits.snapshot(pids), len(flows))
+            steal = core_waits.steal_percent(ticks[0] if ticks else None, core_waits.machine_times())
         finally:
             host.stop()  # a clean stop: devhost writes its spans as it exits
     finally:
         launcher.stop_azurite(azurite)  # Azurite writes the request times as it exits
-    return Recording(flows, spans.read(spans_file), _read_requests(requests_file), waits)
+    return Recording(flows, spans.read(spans_file), _read_requests(requests_file), waits, steal)
 
 
 def main() -> None:
@@ -315,6 +325,7 @@ def main() -> None:
     recording = run(args.flows, args.warmup, args.poll_ms / 1000, azurite_times=args.azurite_times)
     summary = summarize(recording.flows, recording.spans)
     summary["core_waits"] = recording.core_waits
+    summary["steal_pct"] = recording.steal_pct
     if args.azurite_times:
         summary["path_calls"] = split_path_calls(recording.flows, recording.spans, recording.azurite_requests)
     print(render(summary))

@@ -230,6 +230,17 @@ def text_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def steal_lines(results: dict[str, Any]) -> list[str]:
+    """The run's CPU steal, overall and by workload, where the machine reports it (Linux's /proc/stat)."""
+    overall = results["meta"].get("steal_pct")
+    if overall is None:
+        return []
+    parts = ", ".join(f"{name} {pct} %" for name, pct in (results.get("steal_pct") or {}).items())
+    return [f"- CPU steal (time the hypervisor gave these cores to other machines while they had work): {overall} %"
+            + (f" of the run ({parts})" if parts else " of the run")
+            + "; on these virtual machines it rises in the slow phases, which every system's figures then share"]
+
+
 def md_table(headers: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i == 0 else "---:"
                                                         for i in range(len(headers))) + "|"]
@@ -351,6 +362,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{meta.get('memory_gib', '?')} GiB RAM, {meta['platform']}",
         f"- Load average (1 min) before / after: {meta.get('loadavg_before')} / {meta.get('loadavg_after')}"
         " (anything well above 0 means other processes shared the 2 cores: figures are then pessimistic)",
+        *steal_lines(results),
         f"- Python {meta['python']}; {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}",
         "",
         "Everything runs on this one machine: Azurite (one Node process in its disk mode, `--location` in a temporary"

@@ -39,3 +39,15 @@ def test_this_process_has_run() -> None:
     sum(i * i for i in range(200_000))
     second = core_waits.snapshot({"me": os.getpid()})["me"]
     assert second.run_ns > first.run_ns > 0
+
+
+def test_steal_is_a_share_of_all_the_cpu_time_between_two_readings(tmp_path: Path) -> None:
+    """Steal over user, nice, system, idle, iowait, irq, softirq and steal; guest columns are not added twice."""
+    (tmp_path / "stat").write_text("cpu  100 0 50 800 0 0 0 50 999 0\ncpu0 1 2 3\n")
+    before = core_waits.machine_times(tmp_path)
+    assert before == [100, 0, 50, 800, 0, 0, 0, 50, 999, 0]
+    after = [300, 0, 100, 1400, 0, 0, 10, 190, 5000, 0]
+    assert core_waits.steal_percent(before, after) == 14.0  # 140 of 1000 ticks
+    assert core_waits.steal_percent(before, before) is None
+    assert core_waits.steal_percent(None, after) is None
+    assert core_waits.machine_times(tmp_path / "missing") is None

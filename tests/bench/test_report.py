@@ -96,3 +96,13 @@ def test_w4_goals_say_why_they_were_not_measured() -> None:
     data["devhost"]["w4"].update(instances=100, all_waiting=True, waiting=100)
     goals = {g["key"]: g for g in report.evaluate_goals(data)}
     assert goals["w4_wait_after_last_start"]["verdict"].startswith("not measured (this run started 100")
+
+
+def test_the_run_says_how_much_cpu_the_hypervisor_took() -> None:
+    """With steal measured, the run's section gives it overall and by workload; without, it says nothing."""
+    figures = results()
+    assert "CPU steal" not in report.markdown(figures)
+    figures["meta"]["steal_pct"] = 6.2
+    figures["steal_pct"] = {"W1": 9.5, "W3": 1.0}
+    text = report.markdown(figures)
+    assert "CPU steal" in text and "6.2 % of the run (W1 9.5 %, W3 1.0 %)" in text

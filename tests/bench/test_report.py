@@ -101,8 +101,9 @@ def test_w4_goals_say_why_they_were_not_measured() -> None:
 def test_the_run_says_how_much_cpu_the_hypervisor_took() -> None:
     """With steal measured, the run's section gives it overall and by workload; without, it says nothing."""
     figures = results()
-    assert "CPU steal" not in report.markdown(figures)
+    line = "- CPU steal (time the hypervisor gave these cores to other machines while they had work)"
+    assert line not in report.markdown(figures)
     figures["meta"]["steal_pct"] = 6.2
     figures["steal_pct"] = {"W1": 9.5, "W3": 1.0}
     text = report.markdown(figures)
-    assert "CPU steal" in text and "6.2 % of the run (W1 9.5 %, W3 1.0 %)" in text
+    assert f"{line}: 6.2 % of the run (W1 9.5 %, W3 1.0 %)" in text

@@ -195,6 +195,19 @@ class Engine:
         self.runner.forget(instance_id)
         self.entities.forget(instance_id)
 
+    def _consumed_timers(self, instance_id: str, consumed: Sequence[ReceivedMessage]) -> None:
+        """Timer messages an episode consumed are deleted with its other messages: an instance that runs on
+        (an eternal one, through continue-as-new) keeps only the timers still to come."""
+        kept = self.timers.get(instance_id)
+        if not kept:
+            return
+        gone = {message.message_id for message in consumed}
+        left = [timer for timer in kept if timer.message_id not in gone]
+        if left:
+            self.timers[instance_id] = left
+        else:
+            del self.timers[instance_id]
+
     async def _drop_timers(self, instance_id: str) -> None:
         """Delete the timer messages of a finished instance: they could only be discarded on arrival,
         and Azurite's queue calls slow down with every message a queue holds."""
@@ -325,6 +338,7 @@ class Engine:
         # The checkpoint is written: deleting what it consumed can happen beside the next episode.
         if consumed:
             self._spawn(self.settler.complete_all(consumed))
+            self._consumed_timers(instance_id, consumed)
         if deferred:
             # History does not explain these messages yet: read it from storage again next time rather
             # than trust what this process remembers of it.

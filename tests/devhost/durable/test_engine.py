@@ -95,6 +95,20 @@ def test_durable_timer_fires() -> None:
     run(scenario())
 
 
+def test_timers_that_fired_are_not_kept_for_a_running_instance() -> None:
+    """An instance that keeps running after its timers fired (continue-as-new) holds none of them in memory."""
+    async def scenario() -> None:
+        async with running_engine() as h:
+            instance = await h.start("Ticker", 0)
+            await h.wait(instance, lambda r: "2" in (r.input or ""), within=15)  # the last generation
+            deadline = asyncio.get_running_loop().time() + 5
+            while h.engine.timers.get(instance) or h.engine.inboxes:
+                assert asyncio.get_running_loop().time() < deadline, h.engine.timers.get(instance)
+                await asyncio.sleep(0.01)
+            assert (await h.hub.get_instance(instance)).runtime_status == OrchestrationStatus.Running
+    run(scenario())
+
+
 def test_nondeterminism_fails_the_instance() -> None:
     """Replaying into a different activity than history holds fails with DTFx's message."""
     async def scenario() -> None:

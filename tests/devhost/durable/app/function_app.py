@@ -169,3 +169,15 @@ def Slow(request: dict) -> int:
     _slow_calls[request["key"]] = _slow_calls.get(request["key"], 0) + 1
     time.sleep(request["seconds"])
     return _slow_calls[request["key"]]
+
+
+@app.orchestration_trigger(context_name="context")
+def Ticker(context: df.DurableOrchestrationContext):
+    # An eternal orchestration in miniature: a timer, then a new generation, then a wait that never ends.
+    ticks = context.get_input() or 0
+    if ticks < 2:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=1))
+        context.continue_as_new(ticks + 1)
+        return None
+    yield context.wait_for_external_event("Stop")
+    return ticks

@@ -24,7 +24,8 @@ latency) and over the slowest tenth: those means do add up, so the difference sa
 slow flows lose their time in.
 
 Also printed, where Linux's schedstat can be read (``bench.core_waits``): each process's CPU per flow and the
-time it was ready to run but waited for a core, over the timed flows. With ``--azurite-times``, Azurite runs with
+time it was ready to run but waited for a core, over the timed flows, and the CPU steal over them (the share of
+the cores the hypervisor gave to other machines). With ``--azurite-times``, Azurite runs with
 a preload (``bench/azurite_request_times.js``) that notes when its handler got each request and when the answer
 was written, and the four storage calls on start -> visible (ExecutionStarted put, Pending row, TimerFired put,
 history batch) are each split into Azurite's handling and the rest: devhost sending the request and reading the

@@ -130,7 +130,7 @@ def path_calls(flow: FlowMarks, all_spans: Sequence[Span]) -> dict[str, Span] | 
     window = [s for s in all_spans if flow.start_sent - 0.001 <= s[0] <= flow.visible]
     api = _first(window, flow.start_sent - 0.001, _is_request("/durabletask/orchestrators/"))
     started = api and _first(window, api[0], _is("storage", "queue put"))
-    row = api and _first(window, api[0], _is("storage", "table upsert"))
+    row = api and _first(window, api[0], _is("storage", "table insert"))
     commit = api and _first(window, api[0], _is("commit"))
     timer = commit and _first(window, commit[0], _is("storage", "queue put"))
     batch = commit and _first(window, commit[0], _is("storage", "table batch"))

@@ -484,7 +484,8 @@ ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 # order; see docs/architecture.md). Parallel work is on the same line.
 CRITICAL_PATH = [
     "start request: `queue put (control)` of ExecutionStarted (written leased; the first episode starts in"
-    " memory at once), then `table upsert (replace)` of the Pending Instances row; the 202 follows",
+    " memory at once), then `table insert` of the Pending Instances row (the provider's insert: a row a checkpoint"
+    " wrote first stands); the 202 follows",
     "meanwhile, in memory: episode 1 asks for CalculateDiscount, the activity runs ahead of any checkpoint"
     " and episode 2 takes its result at once (no work item, no queue); no storage call",
     "the shared checkpoint of episodes 1 and 2: `queue put (control)` of the TimerFired message (invisible"

@@ -65,7 +65,7 @@ class DurableClient:
         # A fresh GUID cannot be in use: only a caller-chosen id needs the existence check.
         existing = None
         if instance_id:
-            existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False)
+            existing = await self.hub.get_instance(instance_id, fetch_input=False, fetch_output=False, fresh=True)
         instance_id = instance_id or ids.uuid4_hex()
         overridable = allow_override_active or self.override_active
         if existing is not None and existing.runtime_status in ACTIVE_STATUSES and not overridable:
@@ -82,9 +82,12 @@ class DurableClient:
             input=input_text, custom_status="null", created_time=now, last_updated_time=now,
             scheduled_start_time=scheduled_start, generation=generation, version="",
         )
+        # The row as the provider's client writes it: inserted, or replacing the row just read while it still has
+        # that ETag. A conflict means another writer's row got there first, and that one stands.
+        etag = existing.etag if existing is not None else None
         if self.engine is None:
             await self.hub.send([message])
-            await self.hub.write_instance(row, replace=True)
+            await self.hub.create_instance(row, etag)
             return instance_id
         # The engine may run the first episode while the message and the Pending row are being written;
         # that episode's row merge waits for the row, which waits for the message (the provider's order).
@@ -92,7 +95,7 @@ class DurableClient:
         row_written = self.engine.expect_row(instance_id)
         try:
             await self._post([message])
-            await self.hub.write_instance(row, replace=True)
+            await self.hub.create_instance(row, etag)
         finally:
             row_written.set_result(None)
         return instance_id

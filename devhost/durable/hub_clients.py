@@ -40,6 +40,10 @@ class EnsuredHub:
         await self._ensure()
         await self.inner.write_instance(row, replace=replace)
 
+    async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
+        await self._ensure()
+        return await self.inner.create_instance(row, etag)
+
     async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRow], str | None]:
         await self._ensure()
         return await self.inner.query_instances(query)

@@ -117,7 +117,7 @@ def test_a_devhost_recording_spans_gives_every_step_of_a_flow(storage_connection
 def path_of_one_flow(at: float = 100.0) -> tuple[FlowMarks, list[Span], list[critical_path.AzuriteRequest]]:
     """A flow with its four storage calls on start -> visible, and Azurite's view of each (handled in 0.5 ms)."""
     flow, recorded = synthetic_flow(at)
-    recorded.append((at + 5.5 * MS, at + 7 * MS, "storage", "table upsert (replace) hubInstances(PartitionKey='i1')"))
+    recorded.append((at + 5.5 * MS, at + 7 * MS, "storage", "table insert hubInstances"))
     recorded.sort()
     requests = [(s[0] + 0.2 * MS, s[0] + 0.7 * MS, "POST", s[3]) for s in recorded if s[2] == "storage"]
     return flow, recorded, requests
@@ -140,7 +140,7 @@ def test_each_call_on_the_path_splits_into_azurites_handling_and_the_rest() -> N
     assert (started["whole_50_ms"], started["azurite_50_ms"], started["rest_50_ms"]) == pytest.approx((1, 0.5, 0.5))
     batch = rows["history batch"]
     assert (batch["whole_50_ms"], batch["azurite_50_ms"], batch["rest_50_ms"]) == pytest.approx((5, 0.5, 4.5))
-    unseen = [r for r in requests if "upsert" not in r[3]]
+    unseen = [r for r in requests if "insert" not in r[3]]
     rows = {row["call"]: row for row in critical_path.split_path_calls([flow], recorded, unseen)}
     assert rows["Pending row"]["flows"] == 0 and rows["TimerFired put"]["flows"] == 1
     assert "Azurite's handling" in critical_path.render({**critical_path.summarize([flow], recorded),
@@ -150,7 +150,7 @@ def test_each_call_on_the_path_splits_into_azurites_handling_and_the_rest() -> N
 def test_a_request_goes_to_the_call_it_was_answered_within() -> None:
     """Calls in flight together get their requests in the order sent; one with no answer inside it gets none."""
     put: Span = (1.0, 1.004, "storage", "queue put (control) q/messages")
-    row: Span = (1.001, 1.010, "storage", "table upsert (replace) t")
+    row: Span = (1.001, 1.010, "storage", "table insert t")
     cut: Span = (1.0002, 1.0010, "storage", "queue delete (control) q/messages/m")  # gave up before an answer
     served = [(1.0012, 1.0030, "POST", "q"), (1.0031, 1.0090, "PUT", "t")]
     assert critical_path.match_requests([row, cut, put], served) == {put: served[0], row: served[1]}

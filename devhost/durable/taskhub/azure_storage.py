@@ -286,12 +286,15 @@ class AzureStorageTaskHub:
     # ------------------------------------------------------------------------------------ instances
 
     async def get_instance(
-        self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True
+        self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True, fresh: bool = False
     ) -> InstanceRow | None:
         return await self.instances.get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output)
 
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
         await self.instances.write_instance(row, replace=replace)
+
+    async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
+        return await self.instances.create_instance(row, etag)
 
     async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
         await self.instances.update_instance(instance_id, update)

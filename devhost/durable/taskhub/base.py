@@ -184,10 +184,19 @@ class TaskHub(Protocol):
         ...
 
     # instances
-    async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
-                           fetch_output: bool = True) -> InstanceRow | None: ...
+    async def get_instance(self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True,
+                           fresh: bool = False) -> InstanceRow | None:
+        """The Instances row, or None; ``fresh`` reads storage even where a cache has the row (for its ETag)."""
+        ...
+
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
-        """Insert-or-merge the row's columns (``replace`` writes the whole row, as a new start does)."""
+        """Insert-or-merge the row's columns (``replace`` writes the whole row)."""
+        ...
+
+    async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
+        """A new execution's row, as the provider's client writes it: Insert when ``etag`` is None, else Replace
+        while the row still has that ETag. False, and nothing written, when the row was there first (409) or had
+        changed since it was read (412): the other writer's row stands."""
         ...
 
     async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:

@@ -237,7 +237,7 @@ class MemoryTaskHub:
     # ------------------------------------------------------------------------------------ instances
 
     async def get_instance(
-        self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True
+        self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True, fresh: bool = False
     ) -> InstanceRow | None:
         entity = self._instances.get(keys.escape_partition_key(instance_id))
         if entity is None:
@@ -252,6 +252,15 @@ class MemoryTaskHub:
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
         entity = codec.instance_to_entity(row, self.name, full=replace)
         self._upsert(entity, replace=replace)
+
+    async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
+        entity = codec.instance_to_entity(row, self.name, full=True)
+        current = self._instances.get(entity["PartitionKey"])
+        conflict = current is not None if etag is None else current is None or current["etag"] != etag
+        if conflict:
+            return False
+        self._upsert(entity, replace=True)
+        return True
 
     async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
         self._upsert(codec.instance_update_to_entity(instance_id, update, self.name), replace=False)

@@ -266,6 +266,27 @@ async def upsert_entity(table: TableEndpoint, entity: dict[str, Any], *, replace
     return response.headers.get("ETag", "")
 
 
+_TABLE_CREATE_HEADERS = {**_TABLE_WRITE_HEADERS, "Prefer": "return-no-content"}
+
+
+async def create_entity(table: TableEndpoint, entity: dict[str, Any], etag: str | None) -> bool:
+    """Insert one row (``etag`` None) or replace it while it still has ``etag``, as the provider writes a new
+    execution's row; False when the row was there first (409) or had changed since it was read (412)."""
+    body = entity_json(entity).encode("utf-8", "surrogatepass")
+    if etag is None:
+        response = await table.transport.send("POST", f"{table.base_url}{table.name}", _TABLE_CREATE_HEADERS, body,
+                                               table=True)
+    else:
+        url = entity_url(table.base_url, table.name, entity["PartitionKey"], entity["RowKey"])
+        response = await table.transport.send("PUT", url, {**_TABLE_WRITE_HEADERS, "If-Match": etag}, body,
+                                               table=True)
+    if response.status in (409, 412):
+        return False
+    if response.status not in (201, 204):
+        raise _error(response)
+    return True
+
+
 async def query_partition(table: TableEndpoint, partition_key: str) -> list[Row]:
     """Every row of one partition (following continuation headers), decoded."""
     query = "$filter=" + quote(f"PartitionKey eq {odata_string(partition_key)}", safe="")

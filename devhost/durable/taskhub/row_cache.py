@@ -111,16 +111,17 @@ class RowCachingTaskHub:
     def _wrote(self, instance_id: str) -> None:
         self.writes[instance_id] = self.writes.get(instance_id, 0) + 1
 
-    async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
-                           fetch_output: bool = True) -> InstanceRow | None:
-        cached = self.rows.get(instance_id)
+    async def get_instance(self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True,
+                           fresh: bool = False) -> InstanceRow | None:
+        # A kept row has no ETag (its writes' answers are not waited for): ``fresh`` reads storage for one.
+        cached = None if fresh else self.rows.get(instance_id)
         if cached is not None:
             self.rows.move_to_end(instance_id)
             return replace(cached)
         writes_before = self.writes.get(instance_id, 0)
         row = await self.inner.get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output)
         if row is not None and fetch_input and fetch_output and self.writes.get(instance_id, 0) == writes_before:
-            self._remember(replace(row))
+            self._remember(_copy(row))
         return row
 
     async def write_instance(self, row: InstanceRow, *, replace: bool = False) -> None:
@@ -131,6 +132,15 @@ class RowCachingTaskHub:
         elif row.instance_id in self.rows:
             current = self.rows[row.instance_id]
             _merge(current, row)
+
+    async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
+        self._wrote(row.instance_id)
+        created = await self.inner.create_instance(row, etag)
+        if created:
+            self._remember(_copy(row))
+        else:  # the other writer's row stands: read it from storage rather than trust what is kept of it
+            self.forget(row.instance_id)
+        return created
 
     async def update_instance(self, instance_id: str, update: InstanceUpdate) -> None:
         # The engine merges only after the episode's history checkpoint is stored, so the cached row may

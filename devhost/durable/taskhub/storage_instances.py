@@ -64,7 +64,19 @@ class InstancesTable:
         entity = codec.instance_update_to_entity(instance_id, update, self.hub_name)
         await self._upsert_instance(entity, replace=False)
 
+    async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
+        """A new execution's row: inserted, or replacing the row read with ``etag``; False on a conflict."""
+        entity = await self._with_blobs(codec.instance_to_entity(row, self.hub_name, full=True))
+        return await rest.guard("writing an Instances row", rest.create_entity(self.table, entity, etag))
+
     async def _upsert_instance(self, entity: dict[str, Any], *, replace: bool) -> None:
+        entity = await self._with_blobs(entity)
+        await rest.guard(
+            "writing an Instances row",
+            rest.upsert_entity(self.table, entity, replace=replace),
+        )
+
+    async def _with_blobs(self, entity: dict[str, Any]) -> dict[str, Any]:
         for column in _INSTANCE_BLOB_COLUMNS:
             value = entity.get(column)
             if isinstance(value, str) and exceeds_table_property_limit(value):
@@ -72,10 +84,7 @@ class InstancesTable:
                 name = history_blob_name(entity["PartitionKey"], "", column, column)
                 await rest.guard(f"uploading large {column}", self.payloads.upload(name, value))
                 entity[column] = self.payloads.url(name)
-        await rest.guard(
-            "writing an Instances row",
-            rest.upsert_entity(self.table, entity, replace=replace),
-        )
+        return entity
 
     async def _resolve_instance_blobs(self, rows: list[InstanceRow]) -> None:
         jobs: list[tuple[InstanceRow, str, str]] = []

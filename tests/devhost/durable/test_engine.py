@@ -362,9 +362,9 @@ def test_history_cache_is_bounded() -> None:
 class SlowReads(MemoryTaskHub):
     """Instances reads that take a while, so a write can land while one is in flight."""
 
-    async def get_instance(self, instance_id: str, *, fetch_input: bool = True,
-                           fetch_output: bool = True):  # type: ignore[no-untyped-def]
-        row = await super().get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output)
+    async def get_instance(self, instance_id: str, *, fetch_input: bool = True, fetch_output: bool = True,
+                           fresh: bool = False):  # type: ignore[no-untyped-def]
+        row = await super().get_instance(instance_id, fetch_input=fetch_input, fetch_output=fetch_output, fresh=fresh)
         await asyncio.sleep(0.05)
         return row
 
@@ -459,6 +459,46 @@ def test_any_state_lets_a_start_replace_an_active_instance() -> None:
             await h.start("Greeter", {"name": "Bo", "timeout": 60}, instance)
             row = await h.wait(instance, lambda r: "Bo" in r.custom_status)
             assert json.loads(row.custom_status) == {"greeting": "Hello Bo!"}
+    run(scenario())
+
+
+def test_a_restart_replaces_the_row_the_cache_keeps_without_its_etag() -> None:
+    """Starting a finished id again, with its row kept by the row cache, replaces the stored row (no old output)."""
+    async def scenario() -> None:
+        memory = MemoryTaskHub("EngineToy")
+        async with running_engine(RowCachingTaskHub(memory)) as h:
+            instance = await h.start("Greeter", {"name": "Ada", "timeout": 60}, "restarted-one")
+            row = await h.wait(instance, lambda r: r.custom_status != "null")
+            await h.client.raise_event(row, "Go", json.dumps("now"))
+            await h.wait(instance)
+            assert (await memory.get_instance(instance)).output is not None
+            await h.start("Greeter", {"name": "Bo", "timeout": 60}, instance)
+            stored = await memory.get_instance(instance)
+            assert stored is not None and stored.output is None and stored.completed_time is None
+            assert stored.runtime_status in (OrchestrationStatus.Pending, OrchestrationStatus.Running)
+            again = await h.wait(instance, lambda r: "Bo" in r.custom_status)
+            assert again.runtime_status == OrchestrationStatus.Running
+    run(scenario())
+
+
+class CheckpointsFirst(MemoryTaskHub):
+    """Another worker takes the ExecutionStarted as soon as it is stored and checkpoints before the client's row."""
+
+    async def send(self, messages):  # type: ignore[no-untyped-def]
+        await super().send(messages)
+        for message in messages:
+            await self.update_instance(message.instance_id, InstanceUpdate(
+                execution_id=message.execution_id, runtime_status=OrchestrationStatus.Running, custom_status='"busy"'))
+
+
+def test_the_clients_pending_row_never_overwrites_a_checkpoint_that_came_first() -> None:
+    """As with the provider, the client's row is an insert: the worker's Running row stands (409 ignored)."""
+    async def scenario() -> None:
+        hub = CheckpointsFirst("EngineToy")
+        await hub.create_if_not_exists()
+        instance = await DurableClient(hub).start("Greeter", None, '"{}"')
+        row = await hub.get_instance(instance)
+        assert row is not None and row.runtime_status == OrchestrationStatus.Running and row.custom_status == '"busy"'
     run(scenario())
 
 

@@ -190,6 +190,35 @@ def test_instance_write_merge_get(open_hub: HubFactory) -> None:
     run(body())
 
 
+def test_a_new_executions_row_is_inserted_or_replaces_the_row_read(open_hub: HubFactory) -> None:
+    """create_instance inserts where no row is, replaces a row that still has the ETag read, and writes nothing
+    when the row was there first or has changed since (the provider's 409 and 412, both ignored)."""
+
+    async def body() -> None:
+        async with open_hub() as env:
+            hub = env.hub
+            first = InstanceRow(instance_id="inst-new", name="Orch", execution_id="e1", input='"a"')
+            assert await hub.create_instance(first, None) is True
+            again = InstanceRow(instance_id="inst-new", name="Orch", execution_id="e2", input='"b"')
+            assert await hub.create_instance(again, None) is False  # a row is there: it stands
+            stored = await hub.get_instance("inst-new")
+            assert stored is not None and stored.execution_id == "e1" and stored.etag
+
+            await hub.update_instance("inst-new", InstanceUpdate(
+                runtime_status=OrchestrationStatus.Completed, output='"done"'))
+            assert await hub.create_instance(again, stored.etag) is False  # the row changed since it was read
+            done = await hub.get_instance("inst-new")
+            assert done is not None and done.runtime_status == OrchestrationStatus.Completed and done.etag
+
+            assert await hub.create_instance(again, done.etag) is True  # a restart replaces the whole row
+            restarted = await hub.get_instance("inst-new")
+            assert restarted is not None
+            assert (restarted.execution_id, restarted.input, restarted.output) == ("e2", '"b"', None)
+            assert restarted.runtime_status == OrchestrationStatus.Pending
+
+    run(body())
+
+
 def test_queue_send_receive_visibility_delete(open_hub: HubFactory) -> None:
     """Messages route by instance hash, have receipts, dequeue counts and visibility timeouts."""
 

@@ -402,7 +402,7 @@ class Run:
                     log(f"== {name} == (load average {load})")
                     ticks = core_waits.machine_times()
                     self.attempt(name, step)
-                    steal = core_waits.steal_percent(ticks, core_waits.machine_times())
+                    steal = core_waits.steal_since(ticks)
                     if steal is not None:
                         self.results.setdefault("steal_pct", {})[name] = steal
         finally:
@@ -449,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (RESULTS / "profile-w1.collapsed.tmp").write_text("".join(p.read_text() for p in run.profile_raw))
     meta["duration_s"] = round(time.perf_counter() - began, 1)
     meta["loadavg_after"] = round(os.getloadavg()[0], 2)
-    meta["steal_pct"] = core_waits.steal_percent(ticks, core_waits.machine_times())
+    meta["steal_pct"] = core_waits.steal_since(ticks)
     results: dict[str, Any] = {"meta": meta, "config": asdict(config), **run.results}
     results["ratios"] = report.compute_ratios(results)
     baseline = RESULTS / "baseline.json"

@@ -88,3 +88,8 @@ def steal_percent(before: list[int] | None, after: list[int] | None) -> float | 
     delta = [b - a for a, b in zip(before[:8], after[:8], strict=True)]
     total = sum(delta)
     return round(100 * delta[7] / total, 1) if total > 0 else None
+
+
+def steal_since(before: list[int] | None) -> float | None:
+    """Steal since the ``machine_times`` reading ``before`` (None where either reading is missing)."""
+    return steal_percent(before, machine_times())

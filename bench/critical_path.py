@@ -305,7 +305,7 @@ def run(count: int, warmup: int, poll: float, *, azurite_times: bool = False) ->
         try:
             flows = asyncio.run(_flows(host.base_url, count, warmup, poll, warmed=warmed))
             waits = core_waits.per_unit_ms(before, core_waits.snapshot(pids), len(flows))
-            steal = core_waits.steal_percent(ticks[0] if ticks else None, core_waits.machine_times())
+            steal = core_waits.steal_since(ticks[0] if ticks else None)
         finally:
             host.stop()  # a clean stop: devhost writes its spans as it exits
     finally:

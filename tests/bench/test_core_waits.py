@@ -51,3 +51,4 @@ def test_steal_is_a_share_of_all_the_cpu_time_between_two_readings(tmp_path: Pat
     assert core_waits.steal_percent(before, before) is None
     assert core_waits.steal_percent(None, after) is None
     assert core_waits.machine_times(tmp_path / "missing") is None
+    assert core_waits.steal_since(None) is None

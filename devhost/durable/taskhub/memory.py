@@ -256,9 +256,12 @@ class MemoryTaskHub:
     async def create_instance(self, row: InstanceRow, etag: str | None) -> bool:
         entity = codec.instance_to_entity(row, self.name, full=True)
         current = self._instances.get(entity["PartitionKey"])
-        conflict = current is not None if etag is None else current is None or current["etag"] != etag
-        if conflict:
-            return False
+        if etag is None and current is not None:
+            return False  # the provider's insert: 409
+        if etag is not None and current is None:
+            raise TaskHubError(f"writing an Instances row failed: {row.instance_id!r} is gone (404)")
+        if etag is not None and current["etag"] != etag:
+            return False  # its replace of the row it read: 412
         self._upsert(entity, replace=True)
         return True
 

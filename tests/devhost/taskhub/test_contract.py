@@ -216,6 +216,11 @@ def test_a_new_executions_row_is_inserted_or_replaces_the_row_read(open_hub: Hub
             assert (restarted.execution_id, restarted.input, restarted.output) == ("e2", '"b"', None)
             assert restarted.runtime_status == OrchestrationStatus.Pending
 
+            gone = InstanceRow(instance_id="inst-gone", name="Orch", execution_id="e1")
+            with pytest.raises(TaskHubError):  # a replace of a row that no longer exists is an error, not a 412
+                await hub.create_instance(gone, restarted.etag)
+            assert await hub.get_instance("inst-gone") is None
+
     run(body())
 
 

@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench import stats
+
 # (key, label, unit, goal, "min" = at least / "max" = at most, where the value lives)
 # devhost's CPU per W1 flow at 32 clients before the critical-path work (the run that set the goal).
 CPU_PER_FLOW_BEFORE_MS = 26.8
@@ -186,6 +188,36 @@ def w1_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+CERTAINTY_HEADERS = ["one at a time", "devhost", "DBOS", "devhost lower than DBOS", "durabletask",
+                     "devhost lower than durabletask"]
+CERTAINTY_METRICS = (("start -> status visible", "start_to_status"),
+                     ("event raised -> Completed", "event_to_completed"))
+
+
+def certainty_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One-at-a-time W1 percentiles with their 95 % bootstrap intervals, and in how many resamples devhost's was
+    the lower against each peer (``stats.compare_percentiles``); empty without the flows' samples."""
+    dev = _get(results, "devhost", "w1", "serial", "samples_ms") or {}
+    peers = [(name, _get(results, "peers", key, "serial", "samples_ms") or {})
+             for key, name in (("dbos", "DBOS"), ("durabletask", "durabletask"))]
+    rows = []
+    for label, key in CERTAINTY_METRICS:
+        for q in (50, 95):
+            row = [f"{label} p{q} ms"]
+            mine: str | None = None
+            for _, samples in peers:
+                found = stats.compare_percentiles(dev.get(key) or [], samples.get(key) or [], q)
+                if found is None:
+                    row += ["-", "-"]
+                    continue
+                mine = f"{found.first:.1f} ({found.first_low:.1f}-{found.first_high:.1f})"
+                row += [f"{found.second:.1f} ({found.second_low:.1f}-{found.second_high:.1f})",
+                        f"{found.first_lower_share * 100:.0f} %"]
+            if mine is not None:
+                rows.append([row[0], mine, *row[1:]])
+    return rows
+
+
 def other_rows(results: dict[str, Any]) -> list[list[str]]:
     dev = results.get("devhost") or {}
     rows = [
@@ -331,7 +363,9 @@ CPU_HEADERS = ["CPU ms per unit of work", "devhost", "Azurite", "bench client"]
 
 
 def terminal_report(results: dict[str, Any]) -> str:
+    certain = certainty_rows(results)
     parts = ["", text_table(W1_HEADERS, w1_rows(results)), "",
+             text_table(CERTAINTY_HEADERS, certain) if certain else "", "",
              text_table(["metric", "devhost"], other_rows(results)), "",
              text_table(CPU_HEADERS, cpu_rows(results)) if cpu_rows(results) else "", "",
              text_table(GOAL_HEADERS, goal_rows(results))]
@@ -404,6 +438,14 @@ def markdown(results: dict[str, Any]) -> str:
         " devhost's work is answering status reads (the peers' columns there are their 32-client figures).",
         "",
     ]
+    certain = certainty_rows(results)
+    if certain:
+        lines += ["How sure the one-at-a-time latencies are: each percentile with the range its value took in 95 % of"
+                  " 2,000 resamples of the system's flows (drawn with replacement, each system's on their own), and"
+                  " the share of resamples in which devhost's was the lower. Near 100 % devhost is ahead beyond"
+                  " this run's chance, near 50 % the two are level, near 0 % the peer is ahead. The ranges are"
+                  " those of one run: from run to run the machine's phase moves every figure further.", "",
+                  md_table(CERTAINTY_HEADERS, certain), ""]
     latency_rows = []
     w1r = _get(dev, "w1", "concurrent_relaxed") or {}
     for phase, data in (("one at a time", w1s), (f"{cfg['concurrency']} clients", w1c),

@@ -107,3 +107,24 @@ def test_the_run_says_how_much_cpu_the_hypervisor_took() -> None:
     figures["steal_pct"] = {"W1": 9.5, "W3": 1.0}
     text = report.markdown(figures)
     assert f"{line}: 6.2 % of the run (W1 9.5 %, W3 1.0 %)" in text
+
+
+def test_the_one_at_a_time_percentiles_say_how_sure_they_are() -> None:
+    """Each one-at-a-time percentile gets its bootstrap range and the share of resamples devhost's was lower in."""
+    data = results()
+    data["devhost"]["w1"]["serial"]["samples_ms"]["start_to_status"] = [10.0 + i / 100 for i in range(200)]
+    data["peers"]["dbos"]["serial"]["samples_ms"]["start_to_status"] = [20.0 + i / 100 for i in range(200)]
+    rows = {row[0]: row for row in report.certainty_rows(data)}
+    assert rows["start -> status visible p50 ms"][1].startswith("11.0 (")
+    assert rows["start -> status visible p50 ms"][3] == "100 %"
+    assert rows["start -> status visible p95 ms"][4:] == ["-", "-"]  # no durabletask in these results
+    assert "| start -> status visible p95 ms | 11.9 (" in report.markdown(data)
+
+
+def test_without_the_flows_samples_there_is_no_certainty_table() -> None:
+    """Results that kept no samples (an older run) leave the table out rather than guess."""
+    data = results()
+    for phase in (data["devhost"]["w1"]["serial"], data["peers"]["dbos"]["serial"]):
+        del phase["samples_ms"]
+    assert report.certainty_rows(data) == []
+    assert "| one at a time | devhost | DBOS | devhost lower than DBOS |" not in report.markdown(data)

@@ -26,6 +26,9 @@ from bench import charts, core_waits, launcher, report, user_code, workloads
 from bench.peers.common import merge_phases
 from bench.profile_summary import summarize
 from bench.stats import log
+from devhost import azurite_node
+from devhost.azurite import find_azurite
+from devhost.errors import AzuriteError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = launcher.PROJECT_ROOT / "docs" / "benchmarks.md"
@@ -171,7 +174,9 @@ def machine_info(argv: Sequence[str]) -> dict[str, Any]:
                                          "azure-data-tables", "azure-storage-queue", "dbos", "durabletask", "uvloop",
                                          "matplotlib")}
     versions["azurite"] = azurite_version or "unknown"
-    versions["node"] = _run(["node", "--version"]) or "unknown"
+    with contextlib.suppress(AzuriteError):  # the Node.js that runs Azurite (the project's own, where installed)
+        versions["node"] = _run([azurite_node.executable(find_azurite(launcher.PROJECT_ROOT)), "--version"])
+    versions["node"] = versions.get("node") or "unknown"
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "command": "python -m bench" + (" " + shlex.join(argv) if argv else ""),

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devhost import azurite_tuning
+from devhost import azurite_node, azurite_tuning
 from devhost.errors import AzuriteError
 
 log = logging.getLogger("devhost.azurite")
@@ -127,9 +127,9 @@ def start_azurite(
     """Start Azurite with on-disk persistence in ``location`` and wait until all three services answer.
 
     Disk mode on purpose: in-memory Azurite freezes for seconds while it cleans up deleted queue
-    messages, which stalls every queue and table call behind it. It runs with devhost's fixes for two
-    costs that grow with the messages and rows it holds (``azurite_tuning``; off with
-    ``DEVHOST_AZURITE_TUNING=0``).
+    messages, which stalls every queue and table call behind it. It runs on the project's own Node.js
+    where ``npm ci`` installed one (``azurite_node``), with devhost's fixes for two costs that grow with
+    the messages and rows it holds (``azurite_tuning``; off with ``DEVHOST_AZURITE_TUNING=0``).
     """
     binary = find_azurite(search_from or Path.cwd())
     location.mkdir(parents=True, exist_ok=True)
@@ -145,7 +145,7 @@ def start_azurite(
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),
     ]
-    env = azurite_tuning.environment(location)
+    env = azurite_node.environment(binary, azurite_tuning.environment(location))
     started = AzuriteProcess(_launch(args, log_path, env), ports, location, log_path, args, env)
     _wait_until_listening(started, timeout)
     return started

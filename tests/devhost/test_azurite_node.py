@@ -58,6 +58,24 @@ def test_a_named_node_that_is_not_there_is_refused(tmp_path: Path) -> None:
         azurite_node.environment(folder / "azurite", {}, environ={azurite_node.ENV_VAR: str(tmp_path / "missing")})
 
 
+def test_a_named_executable_not_called_node_is_refused(tmp_path: Path) -> None:
+    """The launcher finds ``node`` by name on PATH, so an executable called anything else could not be the one."""
+    folder = _bin_folder(tmp_path, with_node=True)
+    other = tmp_path / "node24"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    with pytest.raises(AzuriteError, match="called node"):
+        azurite_node.environment(folder / "azurite", {}, environ={azurite_node.ENV_VAR: str(other)})
+
+
+def test_the_bench_reports_the_node_that_runs_azurite(tmp_path: Path) -> None:
+    """``executable`` names the project's node where it is installed, else the one on PATH."""
+    with_node = _bin_folder(tmp_path / "a", with_node=True)
+    without = _bin_folder(tmp_path / "b", with_node=False)
+    assert azurite_node.executable(with_node / "azurite", environ={}) == str(with_node / "node")
+    assert azurite_node.executable(without / "azurite", environ={}) == "node"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_session_azurite_runs_on_the_projects_node_where_npm_installed_it(azurite: AzuriteProcess) -> None:
     """Where ``npm ci`` installed the pinned Node.js, the Azurite the tests use is that executable."""

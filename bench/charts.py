@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never a window, and no display needed
 
 import matplotlib.pyplot as plt  # after choosing the backend
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator
 
 from bench.report import cpu_ms
 
@@ -58,6 +58,9 @@ def throughput_chart(results: dict[str, Any], target: Path) -> Path | None:
                         target)
 
 
+PLAIN_NUMBER = FuncFormatter(lambda value, _: f"{value:g}")  # 15, not 15.0 or 1.5e1
+DENSE_SUBS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
+
 def latency_chart(results: dict[str, Any], target: Path) -> Path | None:
     """Box plots of every flow's latencies per system: start -> status visible, event -> Completed."""
     phases = _phases(results)
@@ -85,8 +88,11 @@ def latency_chart(results: dict[str, Any], target: Path) -> Path | None:
             patch.set_alpha(0.6)
         ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        low, high = ax.get_ylim()
+        if high < low * 10:  # within a decade the usual minor ticks (2-9 times a power of 10) leave gaps unlabelled
+            ax.yaxis.set_minor_locator(LogLocator(base=10, subs=DENSE_SUBS))
+        ax.yaxis.set_major_formatter(PLAIN_NUMBER)
+        ax.yaxis.set_minor_formatter(PLAIN_NUMBER)
         ax.tick_params(axis="y", which="both", labelsize=7)
         ax.set_title(f"{titles[phase]}:\n{titles[metric]}", fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)

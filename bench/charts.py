@@ -61,6 +61,7 @@ def throughput_chart(results: dict[str, Any], target: Path) -> Path | None:
 PLAIN_NUMBER = FuncFormatter(lambda value, _: f"{value:g}")  # 15, not 15.0 or 1.5e1
 DENSE_SUBS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
 
+
 def latency_chart(results: dict[str, Any], target: Path) -> Path | None:
     """Box plots of every flow's latencies per system: start -> status visible, event -> Completed."""
     phases = _phases(results)

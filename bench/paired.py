@@ -82,15 +82,16 @@ def windows_of(base: Sequence[FlowMarks], variant: Sequence[FlowMarks], size: in
     return out
 
 
-
 def certainty_line(base: Sequence[FlowMarks], variant: Sequence[FlowMarks]) -> str:
     """In how many of 2,000 bootstrap resamples the variant's start -> visible p50 and p95 were the lower."""
+    variant_ms, base_ms = start_visible_ms(variant), start_visible_ms(base)
     shares = []
     for q in (50, 95):
-        found = compare_percentiles(start_visible_ms(variant), start_visible_ms(base), q)
+        found = compare_percentiles(variant_ms, base_ms, q)
         shares.append("-" if found is None else f"{found.first_lower_share * 100:.0f} %")
     return (f"variant's start -> visible lower than base's in {shares[0]} of 2,000 resamples of the flows at p50,"
             f" {shares[1]} at p95 (near 50 %: level)")
+
 
 def render(sides: dict[str, Side], windows: Sequence[Window]) -> str:
     lines = [f"{'side':<8} {'start -> visible p50':>21} {'p90':>6} {'p95':>6}   {'event -> Completed p50':>22} "

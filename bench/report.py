@@ -195,26 +195,26 @@ CERTAINTY_METRICS = (("start -> status visible", "start_to_status"),
 
 
 def certainty_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One-at-a-time W1 percentiles with their 95 % bootstrap intervals, and in how many resamples devhost's was
-    the lower against each peer (``stats.compare_percentiles``); empty without the flows' samples."""
-    dev = _get(results, "devhost", "w1", "serial", "samples_ms") or {}
-    peers = [(name, _get(results, "peers", key, "serial", "samples_ms") or {})
-             for key, name in (("dbos", "DBOS"), ("durabletask", "durabletask"))]
+    """One-at-a-time W1 percentiles with their 95 % bootstrap ranges, and in how many resamples devhost's was
+    the lower against each peer (``stats.bootstrap_percentile``, each system's flows resampled once, with a seed
+    of its own); empty without devhost's samples."""
+    systems = [_get(results, *path, "serial", "samples_ms") or {}
+               for path in (("devhost", "w1"), ("peers", "dbos"), ("peers", "durabletask"))]
+
+    def cell(found: stats.Bootstrapped) -> str:
+        return f"{found.value:.1f} ({found.low:.1f}-{found.high:.1f})"
+
     rows = []
     for label, key in CERTAINTY_METRICS:
         for q in (50, 95):
-            row = [f"{label} p{q} ms"]
-            mine: str | None = None
-            for _, samples in peers:
-                found = stats.compare_percentiles(dev.get(key) or [], samples.get(key) or [], q)
-                if found is None:
-                    row += ["-", "-"]
-                    continue
-                mine = f"{found.first:.1f} ({found.first_low:.1f}-{found.first_high:.1f})"
-                row += [f"{found.second:.1f} ({found.second_low:.1f}-{found.second_high:.1f})",
-                        f"{found.first_lower_share * 100:.0f} %"]
-            if mine is not None:
-                rows.append([row[0], mine, *row[1:]])
+            mine, *peers = (stats.bootstrap_percentile(samples.get(key) or [], q, seed=seed)
+                            for seed, samples in enumerate(systems))
+            if mine is None:
+                continue
+            row = [f"{label} p{q} ms", cell(mine)]
+            for peer in peers:
+                row += ["-", "-"] if peer is None else [cell(peer), f"{stats.lower_share(mine, peer) * 100:.0f} %"]
+            rows.append(row)
     return rows
 
 

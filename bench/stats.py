@@ -25,46 +25,54 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 @dataclass(frozen=True)
-class PercentileComparison:
-    """Two samples' q-th percentiles, each with a 95 % bootstrap interval, and how often the first was lower."""
+class Bootstrapped:
+    """One sample's q-th percentile, the range it took in 95 % of resamples, and every resample's value."""
 
-    first: float
-    first_low: float
-    first_high: float
-    second: float
-    second_low: float
-    second_high: float
-    first_lower_share: float  # of the resamples, the share in which the first's percentile was below the second's
+    value: float
+    low: float
+    high: float
+    resampled: tuple[float, ...]
+
+
+def bootstrap_percentile(values: Sequence[float], q: float, *, resamples: int = 2000,
+                         seed: int = 0) -> Bootstrapped | None:
+    """The q-th percentile of ``values`` and how much it could move by chance: ``values`` resampled with
+    replacement ``resamples`` times (its own size), the 2.5th-97.5th percentile of those values as its range.
+    Seeded, so that a report made twice from the same results reads the same; give each sample its own seed."""
+    if not values:
+        return None
+    draw = random.Random(seed)
+    resampled = tuple(percentile(draw.choices(values, k=len(values)), q) or 0.0 for _ in range(resamples))
+    value, low, high = percentile(values, q), percentile(resampled, 2.5), percentile(resampled, 97.5)
+    assert value is not None and low is not None and high is not None
+    return Bootstrapped(value, low, high, resampled)
+
+
+def lower_share(first: Bootstrapped, second: Bootstrapped) -> float:
+    """The share of resamples (the i-th of each, drawn apart) in which ``first``'s was below ``second``'s; ties
+    count half."""
+    pairs = list(zip(first.resampled, second.resampled, strict=True))
+    return sum(1.0 if a < b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+
+
+@dataclass(frozen=True)
+class PercentileComparison:
+    """Two samples' q-th percentiles, each with its bootstrap range, and how often the first was the lower."""
+
+    first: Bootstrapped
+    second: Bootstrapped
+    first_lower_share: float
 
 
 def compare_percentiles(first: Sequence[float], second: Sequence[float], q: float, *, resamples: int = 2000,
                         seed: int = 0) -> PercentileComparison | None:
-    """The q-th percentiles of ``first`` and ``second`` and how much they could move by chance: each sample is
-    resampled with replacement ``resamples`` times (its own size, the two independently), which gives each
-    percentile's 2.5th-97.5th percentile interval and the share of resamples in which ``first``'s was the lower
-    (ties count half). Seeded, so that a report made twice from the same results reads the same."""
-    if not first or not second:
+    """``bootstrap_percentile`` of both samples (seeds ``seed`` and ``seed + 1``) and ``lower_share``; None
+    when either is empty."""
+    one = bootstrap_percentile(first, q, resamples=resamples, seed=seed)
+    two = bootstrap_percentile(second, q, resamples=resamples, seed=seed + 1)
+    if one is None or two is None:
         return None
-    draw = random.Random(seed)
-    ones: list[float] = []
-    twos: list[float] = []
-    lower = 0.0
-    for _ in range(resamples):
-        one = percentile(draw.choices(first, k=len(first)), q)
-        two = percentile(draw.choices(second, k=len(second)), q)
-        assert one is not None and two is not None
-        ones.append(one)
-        twos.append(two)
-        lower += 1.0 if one < two else 0.5 if one == two else 0.0
-
-    def interval(values: list[float]) -> tuple[float, float]:
-        low, high = percentile(values, 2.5), percentile(values, 97.5)
-        assert low is not None and high is not None
-        return low, high
-
-    first_q, second_q = percentile(first, q), percentile(second, q)
-    assert first_q is not None and second_q is not None
-    return PercentileComparison(first_q, *interval(ones), second_q, *interval(twos), lower / resamples)
+    return PercentileComparison(one, two, lower_share(one, two))
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, Any]:
